@@ -1,0 +1,3 @@
+//! Operations: logging setup, signals and shutdown; later health, metrics and systemd notify.
+
+pub mod logging;

@@ -1,0 +1,1 @@
+//! Before/after evidence report (reads the store). Arrives with its own issue.

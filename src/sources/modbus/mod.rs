@@ -1,0 +1,1 @@
+//! Modbus TCP/RTU polling: request planning, decoding, faults, and the PLC simulator.

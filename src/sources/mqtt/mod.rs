@@ -1,0 +1,1 @@
+//! MQTT subscriptions: topic filters, plain and JSON payloads, bad-payload accounting.
