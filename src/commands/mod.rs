@@ -3,6 +3,7 @@
 use crate::cli::Command;
 
 /// Run a parsed command; returns the process exit code.
+#[allow(clippy::match_single_binding)]
 pub async fn dispatch(command: Command) -> anyhow::Result<i32> {
     match command {
         other => anyhow::bail!("`{other:?}` is not available in this build yet"),
