@@ -416,7 +416,7 @@ fn check_shifts(shifts: &[(usize, &ShiftConfig)], issues: &mut Vec<ConfigIssue>)
                 issues.push(issue(
                     format!("shifts[{ib}]"),
                     format!(
-                        "`{}` overlaps shift `{}` (shifts[{ia}]) on {day}",
+                        "`{}` starting {day} overlaps shift `{}` (shifts[{ia}])",
                         sb.name, sa.name
                     ),
                     Some(
@@ -562,6 +562,9 @@ fn check_machine(
         }
     }
     let source = &m.source;
+    if let Some(mb) = &source.modbus {
+        check_modbus_source(mb, ctx);
+    }
     match (&source.modbus, &source.mqtt) {
         (Some(_), Some(_)) => ctx.push(
             "source",
@@ -586,8 +589,7 @@ fn check_machine(
             }
             roles.extend(template_roles.iter().copied());
         }
-        (Some(mb), None) => {
-            check_modbus_source(mb, ctx);
+        (Some(_), None) => {
             for (role, sig) in &m.signals {
                 check_modbus_signal(role, sig, ctx);
             }
