@@ -2,10 +2,13 @@
 
 use crate::cli::Command;
 
+pub mod check_config;
+
 /// Run a parsed command; returns the process exit code.
 #[allow(clippy::match_single_binding)]
 pub async fn dispatch(command: Command) -> anyhow::Result<i32> {
     match command {
+        Command::CheckConfig(args) => Ok(check_config::run(&args.config)),
         other => anyhow::bail!("`{other:?}` is not available in this build yet"),
     }
 }
