@@ -1,1 +1,2 @@
 //! MQTT publishing: topics and payloads of DESIGN.md §4, outbox drain with PUBACK tracking, birth and last will.
+pub mod message;
