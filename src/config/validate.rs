@@ -241,23 +241,12 @@ fn check_top(c: &Config, issues: &mut Vec<ConfigIssue>) {
             ),
         ));
     }
-    if m.host.trim().is_empty() {
-        issues.push(issue("mqtt.host", "is empty", None));
-    }
-    if m.port == 0 {
-        issues.push(issue(
-            "mqtt.port",
-            "0 is out of range",
-            Some("valid: 1–65535".into()),
-        ));
-    }
-    if m.client_id.trim().is_empty() {
-        issues.push(issue(
-            "mqtt.client_id",
-            "is empty",
-            Some("a stable id keeps the broker session".into()),
-        ));
-    }
+    check_broker(
+        "mqtt",
+        (&m.host, m.port, &m.client_id),
+        m.tls.as_ref(),
+        issues,
+    );
     if m.keep_alive.as_millis() < 1000 {
         issues.push(issue(
             "mqtt.keep_alive",
@@ -279,22 +268,9 @@ fn check_top(c: &Config, issues: &mut Vec<ConfigIssue>) {
             Some("valid: 1KB or more".into()),
         ));
     }
-    check_tls("mqtt.tls", m.tls.as_ref(), issues);
     if let Some(input) = &m.input {
-        if input.host.trim().is_empty() {
-            issues.push(issue("mqtt.input.host", "is empty", None));
-        }
-        if input.port == 0 {
-            issues.push(issue(
-                "mqtt.input.port",
-                "0 is out of range",
-                Some("valid: 1–65535".into()),
-            ));
-        }
-        if input.client_id.trim().is_empty() {
-            issues.push(issue("mqtt.input.client_id", "is empty", None));
-        }
-        check_tls("mqtt.input.tls", input.tls.as_ref(), issues);
+        let endpoint = (input.host.as_str(), input.port, input.client_id.as_str());
+        check_broker("mqtt.input", endpoint, input.tls.as_ref(), issues);
     }
     let s = &c.storage;
     if s.path.as_os_str().is_empty() {
@@ -334,6 +310,33 @@ fn check_top(c: &Config, issues: &mut Vec<ConfigIssue>) {
             ));
         }
     }
+}
+
+/// Host, port, client id and TLS files of a broker connection under `base`.
+fn check_broker(
+    base: &str,
+    (host, port, client_id): (&str, u16, &str),
+    tls: Option<&TlsConfig>,
+    issues: &mut Vec<ConfigIssue>,
+) {
+    if host.trim().is_empty() {
+        issues.push(issue(format!("{base}.host"), "is empty", None));
+    }
+    if port == 0 {
+        issues.push(issue(
+            format!("{base}.port"),
+            "0 is out of range",
+            Some("valid: 1–65535".into()),
+        ));
+    }
+    if client_id.trim().is_empty() {
+        issues.push(issue(
+            format!("{base}.client_id"),
+            "is empty",
+            Some("a stable id keeps the broker session".into()),
+        ));
+    }
+    check_tls(&format!("{base}.tls"), tls, issues);
 }
 
 fn check_tls(path: &str, tls: Option<&TlsConfig>, issues: &mut Vec<ConfigIssue>) {
@@ -758,22 +761,26 @@ fn check_scale_rollover(role: &str, sig: &SignalConfig, ctx: &mut Ctx<'_>) {
     }
 }
 
+/// Keys of the other source kind set on a signal (`topic` on a Modbus machine).
+fn reject_foreign_keys(p: &str, keys: &[(&str, bool)], what: &str, reads: &str, ctx: &mut Ctx<'_>) {
+    for (key, _) in keys.iter().filter(|(_, set)| *set) {
+        ctx.push(
+            &format!("{p}.{key}"),
+            format!("`{key}` is {what}, but this machine reads {reads}"),
+            None,
+        );
+    }
+}
+
 fn check_modbus_signal(role: &str, sig: &SignalConfig, ctx: &mut Ctx<'_>) {
     let p = format!("signals.{role}");
-    for (key, set) in [
+    let mqtt_keys = [
         ("topic", sig.topic.is_some()),
         ("json", sig.json.is_some()),
         ("timestamp", sig.timestamp.is_some()),
         ("map", !sig.map.is_empty()),
-    ] {
-        if set {
-            ctx.push(
-                &format!("{p}.{key}"),
-                format!("`{key}` is an MQTT key, but this machine reads Modbus"),
-                None,
-            );
-        }
-    }
+    ];
+    reject_foreign_keys(&p, &mqtt_keys, "an MQTT key", "Modbus", ctx);
     check_scale_rollover(role, sig, ctx);
     let Some(kind) = sig.register else {
         ctx.push(
@@ -885,7 +892,7 @@ fn check_modbus_signal(role: &str, sig: &SignalConfig, ctx: &mut Ctx<'_>) {
 
 fn check_mqtt_signal(role: &str, sig: &SignalConfig, ctx: &mut Ctx<'_>) {
     let p = format!("signals.{role}");
-    for (key, set) in [
+    let modbus_keys = [
         ("register", sig.register.is_some()),
         ("address", sig.address.is_some()),
         ("type", sig.data_type.is_some()),
@@ -893,15 +900,8 @@ fn check_mqtt_signal(role: &str, sig: &SignalConfig, ctx: &mut Ctx<'_>) {
         ("byte_order", sig.byte_order.is_some()),
         ("order", sig.order.is_some()),
         ("bit", sig.bit.is_some()),
-    ] {
-        if set {
-            ctx.push(
-                &format!("{p}.{key}"),
-                format!("`{key}` is a Modbus key, but this machine reads MQTT"),
-                None,
-            );
-        }
-    }
+    ];
+    reject_foreign_keys(&p, &modbus_keys, "a Modbus key", "MQTT", ctx);
     check_scale_rollover(role, sig, ctx);
     match &sig.topic {
         None => ctx.push(
