@@ -188,7 +188,14 @@ fn a_bad_environment_override_is_reported_with_its_key() {
         "soon".to_owned(),
     )]);
     let errors = config::from_yaml_str_with_env(&text, vars).expect_err("invalid");
+    assert_eq!(errors.len(), 1, "{errors}");
     assert_eq!(errors.issues()[0].path, "mqtt.keep_alive", "{errors}");
+    assert!(
+        errors
+            .to_string()
+            .ends_with("(set by SHOPFLOOR_AGENT__MQTT__KEEP_ALIVE)"),
+        "{errors}"
+    );
 }
 
 #[test]

@@ -20,16 +20,51 @@ pub fn read_item<T: DeserializeOwned>(
     machine: Option<&str>,
     issues: &mut Vec<ConfigIssue>,
 ) -> Option<T> {
+    let read = read_lenient(raw, base, machine, issues);
+    read.value.filter(|_| read.shadowed.is_empty())
+}
+
+/// What a lenient read gives: the item with its bad keys left out, and the paths whose semantic checks would
+/// see those gaps (the parent of each removed key; a top-level key shadows only itself).
+pub struct Lenient<T> {
+    /// The item read without its bad keys (`None` when a required key is missing or bad).
+    pub value: Option<T>,
+    /// Paths at and under which semantic findings may stem from a removed key.
+    pub shadowed: Vec<String>,
+}
+
+impl<T> Lenient<T> {
+    /// True when `path` is at or under a shadowed path.
+    pub fn shadows(&self, path: &str) -> bool {
+        self.shadowed.iter().any(|s| {
+            path == s
+                || path
+                    .strip_prefix(s.as_str())
+                    .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+        })
+    }
+}
+
+/// Like [`read_item`], but keeps the item read without its bad keys.
+pub fn read_lenient<T: DeserializeOwned>(
+    raw: &Value,
+    base: &str,
+    machine: Option<&str>,
+    issues: &mut Vec<ConfigIssue>,
+) -> Lenient<T> {
     let mut tree = raw.clone();
     let mut removed: HashSet<String> = HashSet::new();
-    let mut failed = false;
+    let mut shadowed: Vec<String> = Vec::new();
     for _ in 0..MAX_ERRORS_PER_ITEM {
         let err = match serde_path_to_error::deserialize::<_, T>(tree.clone()) {
-            Ok(v) if !failed => return Some(v),
-            Ok(_) => return None,
+            Ok(v) => {
+                return Lenient {
+                    value: Some(v),
+                    shadowed,
+                }
+            }
             Err(e) => e,
         };
-        failed = true;
         let segments: Vec<Seg> = err
             .path()
             .iter()
@@ -45,15 +80,25 @@ pub fn read_item<T: DeserializeOwned>(
             if !removed.contains(&issue.path) {
                 issues.push(issue.machine(machine));
             }
-            return None;
+            break;
         };
         issues.push(issue.machine(machine));
-        removed.insert(join(base, &to_remove));
+        let removed_path = join(base, &to_remove);
+        let parent = match to_remove.iter().rposition(|s| matches!(s, Seg::Key(_))) {
+            Some(0) if base.is_empty() => removed_path.clone(),
+            Some(k) => join(base, &to_remove[..k]),
+            None => base.to_owned(),
+        };
+        shadowed.push(parent);
+        removed.insert(removed_path);
         if !remove(&mut tree, &to_remove) {
-            return None;
+            break;
         }
     }
-    None
+    Lenient {
+        value: None,
+        shadowed,
+    }
 }
 
 /// One step of a key path.
