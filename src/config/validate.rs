@@ -596,13 +596,27 @@ fn check_machine(
             for (role, sig) in &m.signals {
                 check_modbus_signal(role, sig, ctx);
             }
+            if m.signals.contains_key("state") {
+                check_numeric_state_codes(m, ctx);
+            }
         }
         (None, Some(mq)) => {
-            if let Some(why) = mq.topic.as_deref().and_then(filter_problem) {
-                ctx.push("source.mqtt.topic", why, None);
+            let bad_filter = mq.topic.as_deref().and_then(filter_problem);
+            if let Some(why) = &bad_filter {
+                ctx.push("source.mqtt.topic", why.clone(), None);
             }
             for (role, sig) in &m.signals {
                 check_mqtt_signal(role, sig, ctx);
+                let outer = mq.topic.as_deref().filter(|_| bad_filter.is_none());
+                if let (Some(outer), Some(topic)) = (outer, sig.topic.as_deref()) {
+                    if filter_problem(topic).is_none() && !filter_covers(outer, topic) {
+                        ctx.push(
+                            &format!("signals.{role}.topic"),
+                            format!("`{topic}` is outside the machine's subscription `{outer}`"),
+                            Some("widen `source.mqtt.topic` or leave it out".into()),
+                        );
+                    }
+                }
             }
         }
     }
@@ -624,6 +638,35 @@ fn check_machine(
             Some("map each code to running, stopped, setup, planned_stop or unknown".into()),
         );
     }
+}
+
+/// A Modbus `state` register gives numbers: a code such as `RUN` could never match.
+fn check_numeric_state_codes(m: &MachineConfig, ctx: &mut Ctx<'_>) {
+    for code in m.state_codes.keys() {
+        if code.trim().parse::<f64>().is_err() {
+            ctx.push(
+                &format!("state_codes.{code}"),
+                format!("`{code}` can never match: a Modbus `state` register gives numbers"),
+                Some("use the numeric codes the PLC writes".into()),
+            );
+        }
+    }
+}
+
+/// True when every topic matched by filter `inner` is matched by filter `outer`.
+fn filter_covers(outer: &str, inner: &str) -> bool {
+    let outer: Vec<&str> = outer.split('/').collect();
+    let inner: Vec<&str> = inner.split('/').collect();
+    for (i, o) in outer.iter().enumerate() {
+        match (*o, inner.get(i).copied()) {
+            ("#", _) => return true,
+            (_, None) | (_, Some("#")) => return false,
+            ("+", Some(_)) => {}
+            (lit, Some(seg)) if lit == seg && seg != "+" => {}
+            _ => return false,
+        }
+    }
+    outer.len() == inner.len()
 }
 
 fn check_modbus_source(mb: &ModbusSource, ctx: &mut Ctx<'_>) {
@@ -799,6 +842,17 @@ fn check_modbus_signal(role: &str, sig: &SignalConfig, ctx: &mut Ctx<'_>) {
         return;
     };
     let t = sig.effective_type().unwrap_or(DataType::U16);
+    if t == DataType::Bool && role.parse::<Signal>().is_ok_and(Signal::is_counter) {
+        ctx.push(
+            &format!("{p}.register"),
+            format!(
+                "a counter cannot be read from a single bit ({})",
+                kind_name(kind)
+            ),
+            Some("read a holding or input register with an integer type (u16, u32, …)".into()),
+        );
+        return;
+    }
     if kind.is_bit() {
         if t != DataType::Bool {
             ctx.push(
@@ -1081,6 +1135,18 @@ mod tests {
         for bad in ["count", "$..a", "$.a[x]", "$[", "/a~2"] {
             assert!(json_path_problem(bad).is_some(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_subscription_covers_the_topics_it_matches() {
+        assert!(filter_covers("plant/lathe2/#", "plant/lathe2/counter"));
+        assert!(filter_covers("plant/+/counter", "plant/lathe2/counter"));
+        assert!(filter_covers("plant/#", "plant/+/x"));
+        assert!(filter_covers("plant/lathe2/#", "plant/lathe2"));
+        assert!(!filter_covers("plant/lathe2/#", "plant/lathe3/counter"));
+        assert!(!filter_covers("plant/lathe2/counter", "plant/lathe2/#"));
+        assert!(!filter_covers("plant/lathe2", "plant/+"));
+        assert!(!filter_covers("plant/+", "plant/a/b"));
     }
 
     #[test]
