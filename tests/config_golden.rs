@@ -262,6 +262,12 @@ fn check_config_binary_exits_1_listing_every_error_without_debug_dumps() {
     for line in expected.lines().filter(|l| !l.trim().is_empty()) {
         assert!(stdout.contains(line), "missing `{line}` in\n{stdout}");
     }
+    assert!(
+        stdout.contains(
+            "\n  line 10: machines[0] (press-1).signals.total_count.address: 70000 is out of range"
+        ),
+        "errors carry the line of their key:\n{stdout}"
+    );
     for debug_mark in ["panicked", "Some(", "Error {", "ConfigIssue"] {
         assert!(
             !stdout.contains(debug_mark) && !stderr.contains(debug_mark),

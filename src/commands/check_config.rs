@@ -27,7 +27,14 @@ pub fn report(path: &Path, now: Timestamp) -> (String, i32) {
                 path.display()
             );
             for issue in errors.issues() {
-                let _ = writeln!(out, "  {issue}");
+                match issue.line {
+                    Some(line) => {
+                        let _ = writeln!(out, "  line {line}: {issue}");
+                    }
+                    None => {
+                        let _ = writeln!(out, "  {issue}");
+                    }
+                }
             }
             (out, 1)
         }

@@ -13,6 +13,8 @@ pub struct ConfigIssue {
     pub message: String,
     /// What would be right: valid choices, a near-miss key, the expected format.
     pub hint: Option<String>,
+    /// Line (1-based) in the file of the key, or of its nearest ancestor present in the file.
+    pub line: Option<usize>,
 }
 
 impl ConfigIssue {
@@ -23,6 +25,7 @@ impl ConfigIssue {
             machine: None,
             message: message.into(),
             hint: None,
+            line: None,
         }
     }
 
@@ -64,7 +67,7 @@ impl fmt::Display for ConfigIssue {
     }
 }
 
-/// Every problem found in a configuration, in file order as far as possible. Never empty.
+/// Every problem found in a configuration, in file order (problems of the whole file first). Never empty.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigErrors(pub Vec<ConfigIssue>);
 

@@ -122,7 +122,9 @@ fn build(text: &str, vars: Option<HashMap<String, String>>) -> Result<Config, Co
     let mut found = Vec::new();
     validate::check(&parts, &mut found);
     issues.extend(found.into_iter().filter(|i| !top.shadows(&i.path)));
+    let lines = yaml::key_lines(text);
     for issue in &mut issues {
+        issue.line = issue.line.or_else(|| yaml::line_of(&lines, &issue.path));
         let set_by = from_env
             .iter()
             .find(|(path, _)| issue.path == *path || issue.path.starts_with(&format!("{path}.")));
@@ -133,6 +135,7 @@ fn build(text: &str, vars: Option<HashMap<String, String>>) -> Result<Config, Co
             });
         }
     }
+    issues.sort_by_key(|i| i.line.unwrap_or(0));
     match top.value {
         Some(mut config) if issues.is_empty() => {
             config.shifts = shifts.into_iter().map(|(_, s)| s).collect();
