@@ -175,12 +175,8 @@ fn join(path: &str, key: &str) -> String {
 impl MarkedEventReceiver for LineRecorder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         match ev {
-            Event::Scalar(v, ..) => {
-                if !self.take_key(&v, mark) {
-                    self.value_at(mark);
-                }
-            }
-            Event::Alias(_) => {
+            Event::Scalar(v, ..) if self.take_key(&v, mark) => {}
+            Event::Scalar(..) | Event::Alias(_) => {
                 self.value_at(mark);
             }
             Event::MappingStart(..) => {
