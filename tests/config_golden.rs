@@ -199,6 +199,33 @@ fn a_bad_environment_override_is_reported_with_its_key() {
 }
 
 #[test]
+fn counters_fed_by_templates_take_the_template_rollover() {
+    use shopfloor_agent::sample::Signal;
+    let text = std::fs::read_to_string(example()).expect("config/example.yaml");
+    let c = config::from_yaml_str(&text).expect("valid");
+    let oven = c.machine("oven-7").expect("oven-7");
+    assert_eq!(c.counter_modulus(oven, Signal::TotalCount), Some(65536));
+    let press = c.machine("press-1").expect("press-1");
+    assert_eq!(c.counter_modulus(press, Signal::TotalCount), Some(1 << 32));
+    // A holding register without `type` is a u16: it wraps at 65536.
+    let untyped = config::from_yaml_str(&text.replace("address: 102, type: u16", "address: 102"))
+        .expect("valid");
+    let press = untyped.machine("press-1").expect("press-1");
+    assert_eq!(
+        press.signal(Signal::RejectCount).and_then(|s| s.data_type),
+        None
+    );
+    assert_eq!(
+        untyped.counter_modulus(press, Signal::RejectCount),
+        Some(65536)
+    );
+    let drill = c.machine("drill-4").expect("drill-4");
+    assert_eq!(c.counter_modulus(drill, Signal::TotalCount), Some(10000));
+    let lathe = c.machine("lathe-2").expect("lathe-2");
+    assert_eq!(c.counter_modulus(lathe, Signal::GoodCount), None);
+}
+
+#[test]
 fn config_hash_is_stable_and_changes_with_the_config() {
     let text = std::fs::read_to_string(example()).expect("config/example.yaml");
     let a = config::from_yaml_str(&text).expect("valid");

@@ -19,25 +19,7 @@ pub fn run(path: &Path) -> i32 {
 pub fn report(path: &Path, now: Timestamp) -> (String, i32) {
     match config::load(path) {
         Ok(config) => (summary(path, &config, now), 0),
-        Err(errors) => {
-            let n = errors.len();
-            let mut out = format!(
-                "{n} error{} in {}:\n",
-                if n == 1 { "" } else { "s" },
-                path.display()
-            );
-            for issue in errors.issues() {
-                match issue.line {
-                    Some(line) => {
-                        let _ = writeln!(out, "  line {line}: {issue}");
-                    }
-                    None => {
-                        let _ = writeln!(out, "  {issue}");
-                    }
-                }
-            }
-            (out, 1)
-        }
+        Err(errors) => (errors.report(path), 1),
     }
 }
 

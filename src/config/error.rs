@@ -88,6 +88,22 @@ impl ConfigErrors {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The report `check-config` and `run` print: `N errors in FILE:`, then one indented line per problem,
+    /// prefixed with the line of its key when known.
+    pub fn report(&self, file: &std::path::Path) -> String {
+        let n = self.0.len();
+        let plural = if n == 1 { "" } else { "s" };
+        let mut out = format!("{n} error{plural} in {}:\n", file.display());
+        for issue in &self.0 {
+            let line = issue
+                .line
+                .map(|l| format!("line {l}: "))
+                .unwrap_or_default();
+            out.push_str(&format!("  {line}{issue}\n"));
+        }
+        out
+    }
 }
 
 impl fmt::Display for ConfigErrors {
