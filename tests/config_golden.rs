@@ -151,6 +151,37 @@ fn example_config_passes_validation() {
     assert!(press.state_codes.contains_key("1"));
 }
 
+/// Every key name in a JSON value tree.
+fn keys_of(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, child) in m {
+                out.insert(k.clone());
+                keys_of(child, out);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|i| keys_of(i, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn example_yaml_documents_every_key_of_the_config_types() {
+    let text = std::fs::read_to_string(example()).expect("config/example.yaml");
+    let c = config::from_yaml_str(&text).unwrap_or_else(|e| panic!("example.yaml:\n{e}"));
+    // The serialized form holds every field of every struct in use, set or not (absent options are null).
+    let mut keys = std::collections::BTreeSet::new();
+    keys_of(&serde_json::to_value(&c).expect("serialize"), &mut keys);
+    let undocumented: Vec<&String> = keys
+        .iter()
+        .filter(|k| !text.contains(&format!("{k}:")))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "keys missing from config/example.yaml: {undocumented:?}"
+    );
+}
+
 #[test]
 fn environment_overrides_the_file() {
     let text = std::fs::read_to_string(example()).expect("config/example.yaml");
