@@ -366,3 +366,34 @@ proptest! {
         }
     }
 }
+
+const TYPES: [&str; 9] = [
+    "bool", "u16", "i16", "u32", "i32", "u64", "i64", "f32", "f64",
+];
+const KINDS: [&str; 4] = ["coil", "discrete", "holding", "input"];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, .. ProptestConfig::default() })]
+
+    #[test]
+    fn extreme_numbers_in_register_maps_give_errors_never_panics(
+        address in prop_oneof![Just(u32::MAX), Just(65535u32), Just(65533u32), 0u32..70_000],
+        other in 0u32..70_000,
+        bit in any::<u8>(),
+        unit in any::<u8>(),
+        t in 0usize..9,
+        kind in 0usize..4,
+        interval_ms in prop_oneof![Just(0u64), 1u64..5000],
+        rollover in prop_oneof![Just(0u64), Just(1u64), Just(u64::MAX), 2u64..100_000],
+    ) {
+        let text = format!(
+            "site: s\ntimezone: UTC\nmachines:\n  - id: m\n    ideal_cycle_time: 1s\n    source:\n      modbus: {{ host: h, unit: {unit}, interval: {interval_ms}ms, timeout: 1ms }}\n    signals:\n      total_count: {{ register: {kind}, address: {address}, type: {t}, bit: {bit}, rollover: {rollover} }}\n      good_count: {{ register: {kind}, address: {other}, type: {t} }}\n",
+            kind = KINDS[kind],
+            t = TYPES[t],
+        );
+        // Either outcome is fine; a panic fails the test.
+        if let Err(errors) = config::from_yaml_str(&text) {
+            prop_assert!(!errors.is_empty());
+        }
+    }
+}

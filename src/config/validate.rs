@@ -1080,7 +1080,7 @@ impl Registers {
             let (Some(kind), Some(address)) = (sig.register, sig.address) else {
                 continue;
             };
-            let last = address + u32::from(sig.width()) - 1;
+            let last = address.saturating_add(u32::from(sig.width()) - 1);
             if last > 65535 || sig.bit.is_some_and(|b| b > 15) {
                 continue;
             }
