@@ -385,9 +385,10 @@ proptest! {
         kind in 0usize..4,
         interval_ms in prop_oneof![Just(0u64), 1u64..5000],
         rollover in prop_oneof![Just(0u64), Just(1u64), Just(u64::MAX), 2u64..100_000],
+        stop_after in any::<u64>(),
     ) {
         let text = format!(
-            "site: s\ntimezone: UTC\nmachines:\n  - id: m\n    ideal_cycle_time: 1s\n    source:\n      modbus: {{ host: h, unit: {unit}, interval: {interval_ms}ms, timeout: 1ms }}\n    signals:\n      total_count: {{ register: {kind}, address: {address}, type: {t}, bit: {bit}, rollover: {rollover} }}\n      good_count: {{ register: {kind}, address: {other}, type: {t} }}\n",
+            "site: s\ntimezone: UTC\nmachines:\n  - id: m\n    ideal_cycle_time: 1s\n    stop_after: {stop_after}\n    source:\n      modbus: {{ host: h, unit: {unit}, interval: {interval_ms}ms, timeout: 1ms }}\n    signals:\n      total_count: {{ register: {kind}, address: {address}, type: {t}, bit: {bit}, rollover: {rollover} }}\n      good_count: {{ register: {kind}, address: {other}, type: {t} }}\n",
             kind = KINDS[kind],
             t = TYPES[t],
         );
