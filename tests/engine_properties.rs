@@ -247,7 +247,7 @@ proptest! {
 
     #[test]
     fn live_ticks_close_the_same_windows_with_the_same_figures_as_replay(
-        (tz, start) in starts(), h in history(), tick_every in 1i64..400
+        (tz, start) in starts(), h in history(), tick_every in 1i64..240
     ) {
         let (v, want) = all(tz, start, &h);
         let mut e = Engine::new(&cfg(tz)).unwrap();

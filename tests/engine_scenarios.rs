@@ -591,3 +591,24 @@ fn a_window_waits_until_the_stop_in_progress_is_classified() {
     approx(h[0].downtime_s, 60.0, "the stop's part in the hour");
     assert_eq!(h[0].downtime_count, 1);
 }
+
+#[test]
+fn a_sample_stamped_far_ahead_of_the_live_clock_is_dropped_not_trusted() {
+    let cfg = config("UTC", day_shift(), json!([machine("m", "10s")]));
+    let mut e = Engine::new(&cfg).unwrap();
+    let mut out = Vec::new();
+    e.ingest(&s(&at("06:00:00"), "m", "running", json!(true)), &mut out);
+    e.tick(t(&at("06:00:10")), &mut out);
+    assert_eq!(
+        e.ingest(
+            &s("2099-01-01T00:00:00Z", "m", "running", json!(false)),
+            &mut out
+        ),
+        Ingested::Late
+    );
+    assert_eq!(
+        e.ingest(&s(&at("06:00:11"), "m", "running", json!(false)), &mut out),
+        Ingested::Changed,
+        "the machine keeps working after the bad stamp"
+    );
+}

@@ -1,17 +1,38 @@
 //! The engine: samples in, state changes, closed hour/shift/day summaries and stop events out.
 //!
-//! Conventions (DESIGN.md §3, checked by the reference scenarios):
-//! - time is split by state; only *scheduled* time (inside a shift, outside its breaks) is planned,
-//!   minus planned stops and unknown time; with no shift configured every hour is scheduled (24/7);
-//! - a counter delta observed at `t` belongs to the window with `start < t ≤ end`, and counts only when
-//!   `t` lies in a shift (breaks included; anywhere when no shift is configured);
-//! - a stop is *small* when its full span is under `small_stop_threshold`; a small stop is run time; other
-//!   stops are downtime, counted once in the window holding their first scheduled instant; stops with no
-//!   scheduled time at all (inside a break, outside shifts) are neither counted nor published;
-//! - a window closes once every sample up to its end was applied and the state through its end is known:
-//!   a stop in progress is classified once it ends or reaches the threshold, a parts-only machine once a
-//!   part arrives or `stop_after` passes (so live windows may close up to that much late);
-//! - hour and day windows are emitted only when they overlap a shift (always when no shift is configured).
+//! Conventions (DESIGN.md §3; the reference scenarios check them), all in integer milliseconds:
+//! - **Time.** The state in force from one state sample to the next is the machine's state over that span.
+//!   Only *scheduled* time counts: inside a shift and outside its breaks (with no shift configured, every
+//!   hour is scheduled, 24/7). planned = scheduled − planned stops − unknown; run = planned − downtime − setup.
+//!   Before a machine's first sample, after a `null` state and while the agent was down (`mark_down`), the
+//!   state is unknown.
+//! - **Parts.** A counter delta observed at `t` belongs to the window with `start < t ≤ end` (the delta at
+//!   14:00:00 counts in the shift ending at 14:00) and counts only when `t` lies in a shift (breaks
+//!   included; anywhere with no shift configured), so hours add up to their shift. It is attributed to the
+//!   product in production just before `t` (a product change stamped `t` applies to later deltas). With
+//!   total and reject given, good = total − reject per window, 0 if rejects outrun totals in that window.
+//! - **Stops.** A stop is *small* when its full span (start to the next state) is under
+//!   `small_stop_threshold`: its scheduled time is run time, counted in `small_stop_count/_time_s`. Other
+//!   unplanned stops are downtime, counted once (`downtime_count`) in the window holding their first
+//!   scheduled instant. A stop is split by time over the windows it crosses and published once, when it
+//!   ends, with its full span. Stops without any scheduled time (wholly inside a break or outside shifts)
+//!   are neither counted nor published. Setup and planned stops are published too (never small). A reason
+//!   code reported during the stop, or in the same poll as its start, is attached (last one wins).
+//! - **Closing.** A window closes once every sample up to its end was applied (reorder window passed) and
+//!   the state through its end is known: a stop in progress waits until it ends or reaches the threshold, a
+//!   parts-only machine until a part arrives or `stop_after` passes. Live windows may therefore close up to
+//!   `small_stop_threshold` (or `stop_after`) late; their figures are the same as in a replay.
+//!   `close_until` (end of a replay) closes regardless: a stop still in progress is classified by its span
+//!   so far.
+//! - **Windows.** Hours are local clock hours; days local calendar days (23 h or 25 h over DST); shifts as
+//!   configured, local times resolved with jiff's compatible disambiguation. Hour and day windows are
+//!   emitted only when they overlap a shift (always with no shift configured).
+//! - **Cycles.** `avg_cycle_time_s` = run / parts. A single cycle is observed when two consecutive part
+//!   increments are both steps of one, with the machine running and the product unchanged in between; its
+//!   time is the time between the two increments. p50/p90 are nearest-rank percentiles.
+//! - **Counters.** A drop with a known width (`rollover:` or an unsigned register type) is a rollover, else
+//!   a reset counting from 0; both are flagged on the window and logged. After `null`, a restart or
+//!   `mark_down`, the next value is a new baseline (parts made meanwhile are not counted).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -127,6 +148,8 @@ pub struct EngineSnapshot {
     pub version: u32,
     machines: Vec<(String, MachineRt)>,
     pending_out: Vec<Output>,
+    #[serde(default)]
+    last_now: Option<i64>,
 }
 
 /// Identity hasher for pointer keys.
@@ -163,6 +186,8 @@ pub struct Engine {
     by_name: FastMap<Box<str>, u32>,
     rts: Vec<MachineRt>,
     pending_out: Vec<Output>,
+    /// `now` of the last tick (live runs): samples stamped far beyond it are refused.
+    last_now: Option<i64>,
 }
 
 impl Engine {
@@ -197,6 +222,7 @@ impl Engine {
             by_ptr,
             by_name,
             pending_out: Vec::new(),
+            last_now: None,
         })
     }
 
@@ -215,6 +241,7 @@ impl Engine {
             }
         }
         e.pending_out = snap.pending_out;
+        e.last_now = snap.last_now;
         Ok(e)
     }
 
@@ -229,6 +256,7 @@ impl Engine {
                 .map(|(s, r)| (s.id.clone(), r.clone()))
                 .collect(),
             pending_out: self.pending_out.clone(),
+            last_now: self.last_now,
         }
     }
 
@@ -274,7 +302,17 @@ impl Engine {
             return Ingested::UnknownMachine;
         };
         let ts = sample.ts.as_millisecond();
+        let future = self
+            .last_now
+            .is_some_and(|n| ts > n.saturating_add(FUTURE_TOLERANCE_MS));
         let (ctx, rt) = self.split(i);
+        if future {
+            rt.late += 1;
+            if rt.late == 1 || rt.late.is_power_of_two() {
+                warn!(machine = %ctx.spec.id, ts = %sample.ts, "sample stamped too far ahead of the clock: dropped");
+            }
+            return Ingested::Late;
+        }
         let val = rt
             .model
             .decode(ctx.spec, sample.signal, sample.value.as_ref());
@@ -316,6 +354,7 @@ impl Engine {
     pub fn tick(&mut self, now: Timestamp, out: &mut Vec<Output>) {
         out.append(&mut self.pending_out);
         let now = now.as_millisecond();
+        self.last_now = Some(self.last_now.map_or(now, |n| n.max(now)));
         for i in 0..self.rts.len() {
             let (ctx, rt) = self.split(i);
             let wm = now.saturating_sub(ctx.params.reorder_ms);
@@ -405,6 +444,10 @@ impl Engine {
 
 /// Version of `EngineSnapshot`.
 pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// Live runs: samples stamped more than this ahead of the last tick's `now` are dropped (a device clock
+/// far ahead would otherwise push the machine's reorder watermark into the future).
+const FUTURE_TOLERANCE_MS: i64 = 5 * 60_000;
 
 /// How far the calendar is searched for the next shift before giving up for that long.
 const SHIFT_HORIZON_MS: i64 = 400 * 86_400_000;
