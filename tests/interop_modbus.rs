@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use modbus_support::*;
 use serde_json::json;
-use shopfloor_agent::sample::{sample_channel, Sample, Signal, Value};
-use shopfloor_agent::sources::modbus::{self, PollStats};
-use tokio_util::sync::CancellationToken;
+use shopfloor_agent::sample::{Sample, Signal, Value};
 
 /// The Python server process, killed by its own handle on drop.
 struct Peer(Child);
@@ -113,18 +111,13 @@ async fn agent_decodes_a_pymodbus_server() {
             }),
         ),
     ];
-    let (tx, mut rx) = sample_channel();
-    let cancel = CancellationToken::new();
-    let stats = PollStats::new();
-    let agent = tokio::spawn(modbus::run_with_stats(
-        config(machines),
-        tx,
-        cancel.clone(),
-        stats.clone(),
-    ));
-    let got = collect_until(&mut rx, Duration::from_secs(15), |s| s.len() >= 3 * 15).await;
-    cancel.cancel();
-    agent.await.unwrap().unwrap();
+    let mut agent = start(machines);
+    let got = collect_until(&mut agent.rx, Duration::from_secs(15), |s| {
+        s.len() >= 3 * 15
+    })
+    .await;
+    let stats = agent.stats.clone();
+    agent.stop().await;
 
     assert_eq!(
         value(&got, "wide", Signal::TotalCount),

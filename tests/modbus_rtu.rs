@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use modbus_support::*;
 use serde_json::json;
-use shopfloor_agent::sample::{sample_channel, Signal, Value};
-use shopfloor_agent::sources::modbus::{self, PollStats};
-use tokio_util::sync::CancellationToken;
+use shopfloor_agent::sample::{Signal, Value};
 
 /// A socat process linking two ptys; killed (by its own handle) on drop.
 struct PtyPair {
@@ -99,25 +97,13 @@ async fn two_units_on_one_rtu_bus_are_polled_in_turn() {
         tokio_modbus::server::rtu::Server::new(port).serve_forever(MapService(map.clone())),
     );
 
-    let (tx, mut rx) = sample_channel();
-    let cancel = CancellationToken::new();
-    let stats = PollStats::new();
-    let agent = tokio::spawn(modbus::run_with_stats(
-        config(vec![
-            rtu_machine("rtu-1", &pty.a, 1),
-            rtu_machine("rtu-2", &pty.a, 2),
-        ]),
-        tx,
-        cancel.clone(),
-        stats.clone(),
-    ));
-    let got = collect_for(&mut rx, Duration::from_millis(1500)).await;
-    cancel.cancel();
-    tokio::time::timeout(Duration::from_secs(5), agent)
-        .await
-        .expect("stops when cancelled")
-        .unwrap()
-        .unwrap();
+    let mut agent = start(vec![
+        rtu_machine("rtu-1", &pty.a, 1),
+        rtu_machine("rtu-2", &pty.a, 2),
+    ]);
+    let got = collect_for(&mut agent.rx, Duration::from_millis(1500)).await;
+    let stats = agent.stats.clone();
+    agent.stop().await;
     server.abort();
 
     let values = |m: &str, sig: Signal| -> Vec<Option<Value>> {

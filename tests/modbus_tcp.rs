@@ -9,7 +9,7 @@ use std::time::Duration;
 use modbus_support::*;
 use serde_json::json;
 use shopfloor_agent::sample::{sample_channel, Sample, Signal, Value};
-use shopfloor_agent::sources::modbus::{self, PollStats};
+use shopfloor_agent::sources::modbus;
 use tokio_util::sync::CancellationToken;
 
 const ORDERS: [&str; 4] = ["ABCD", "CDAB", "BADC", "DCBA"];
@@ -124,41 +124,6 @@ fn has_all(samples: &[Sample], machines: &[String], n_signals: usize) -> bool {
         sig.dedup();
         sig.len() == n_signals
     })
-}
-
-struct Agent {
-    rx: shopfloor_agent::sample::SampleReceiver,
-    cancel: CancellationToken,
-    stats: PollStats,
-    task: tokio::task::JoinHandle<Result<(), modbus::ModbusError>>,
-}
-
-fn start(machines: Vec<serde_json::Value>) -> Agent {
-    let (tx, rx) = sample_channel();
-    let cancel = CancellationToken::new();
-    let stats = PollStats::new();
-    let task = tokio::spawn(modbus::run_with_stats(
-        config(machines),
-        tx,
-        cancel.clone(),
-        stats.clone(),
-    ));
-    Agent {
-        rx,
-        cancel,
-        stats,
-        task,
-    }
-}
-
-impl Agent {
-    async fn stop(self) {
-        self.cancel.cancel();
-        let r = tokio::time::timeout(Duration::from_secs(5), self.task)
-            .await
-            .expect("the source stops when cancelled");
-        r.expect("task").expect("no error");
-    }
 }
 
 #[tokio::test]

@@ -9,12 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use shopfloor_agent::config::Config;
-use shopfloor_agent::sample::{Sample, SampleReceiver};
+use shopfloor_agent::sample::{sample_channel, Sample, SampleReceiver};
+use shopfloor_agent::sources::modbus::{self, ModbusError, PollStats};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_modbus::server::tcp::{accept_tcp_connection, Server};
 use tokio_modbus::server::Service;
 use tokio_modbus::{ExceptionCode, Request, Response, SlaveRequest};
+use tokio_util::sync::CancellationToken;
 
 /// One unit's tables.
 #[derive(Debug, Default, Clone)]
@@ -163,4 +165,42 @@ pub async fn collect_until(
 /// Receive every sample for `span`.
 pub async fn collect_for(rx: &mut SampleReceiver, span: Duration) -> Vec<Sample> {
     collect_until(rx, span, |_| false).await
+}
+
+/// The Modbus source running in the background.
+pub struct Agent {
+    pub rx: SampleReceiver,
+    pub cancel: CancellationToken,
+    pub stats: PollStats,
+    pub task: JoinHandle<Result<(), ModbusError>>,
+}
+
+/// Start the Modbus source on a config of `machines`.
+pub fn start(machines: Vec<serde_json::Value>) -> Agent {
+    let (tx, rx) = sample_channel();
+    let cancel = CancellationToken::new();
+    let stats = PollStats::new();
+    let task = tokio::spawn(modbus::run_with_stats(
+        config(machines),
+        tx,
+        cancel.clone(),
+        stats.clone(),
+    ));
+    Agent {
+        rx,
+        cancel,
+        stats,
+        task,
+    }
+}
+
+impl Agent {
+    /// Cancel and check the source ends cleanly and promptly.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        let r = tokio::time::timeout(Duration::from_secs(5), self.task)
+            .await
+            .expect("the source stops when cancelled");
+        r.expect("task").expect("no error");
+    }
 }
