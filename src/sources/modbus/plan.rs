@@ -58,7 +58,7 @@ pub struct UnitPlan {
     pub machine: MachineId,
     /// Unit (slave) id.
     pub unit: u8,
-    /// Poll interval.
+    /// Poll interval; zero polls back to back (benchmarks).
     pub interval: Duration,
     /// Timeout of one request.
     pub timeout: Duration,
@@ -186,7 +186,7 @@ pub fn plan_machine(m: &MachineConfig, src: &ModbusSource) -> Result<UnitPlan, M
     Ok(UnitPlan {
         machine: MachineId::from(m.id.as_str()),
         unit: src.unit,
-        interval: src.interval.to_std().max(Duration::from_millis(1)),
+        interval: src.interval.to_std(),
         timeout: src.timeout.to_std().max(Duration::from_millis(1)),
         fail_after: src.fail_after.max(1),
         signals,

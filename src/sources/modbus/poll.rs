@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::Parity;
-use crate::sample::{Sample, SampleSender, Value};
+use crate::sample::{Sample, SampleSender, Value, SAMPLE_CHANNEL_CAPACITY};
 
 use super::plan::{Endpoint, ReadRequest, UnitPlan};
 use super::Counters;
@@ -79,7 +79,8 @@ impl WarnLimiter {
 /// One unit (machine) of an endpoint and its polling state.
 pub(super) struct Unit {
     plan: UnitPlan,
-    ticker: Interval,
+    /// `None` for a zero interval: always due.
+    ticker: Option<Interval>,
     failures: u32,
     nulled: bool,
     backoff: Backoff,
@@ -94,8 +95,11 @@ impl Unit {
         let phase = plan.interval.mul_f64((index % slots) as f64 / slots as f64);
         // Skip: a late poll (slow device, busy bus) is not followed by a burst of catch-up polls that
         // would hammer the device and crowd samples together; the schedule stays on the grid.
-        let mut ticker = tokio::time::interval_at(Instant::now() + phase, plan.interval);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let ticker = (!plan.interval.is_zero()).then(|| {
+            let mut t = tokio::time::interval_at(Instant::now() + phase, plan.interval);
+            t.set_missed_tick_behavior(MissedTickBehavior::Skip);
+            t
+        });
         let base = plan.interval.min(BACKOFF_BASE);
         Unit {
             plan,
@@ -250,10 +254,18 @@ pub(super) async fn run_endpoint(
         return;
     }
     let mut conn = Conn::new(endpoint);
+    let mut cursor = 0usize;
     loop {
+        let n = units.len();
+        // Scan from a rotating start so every due unit gets its turn.
         let due = poll_fn(|cx| {
-            for (i, u) in units.iter_mut().enumerate() {
-                if let Poll::Ready(t) = u.ticker.poll_tick(cx) {
+            for k in 0..n {
+                let i = (cursor + k) % n;
+                let ready = match units[i].ticker.as_mut() {
+                    Some(t) => t.poll_tick(cx),
+                    None => Poll::Ready(Instant::now()),
+                };
+                if let Poll::Ready(t) = ready {
                     return Poll::Ready((i, t));
                 }
             }
@@ -263,9 +275,10 @@ pub(super) async fn run_endpoint(
             _ = cancel.cancelled() => return,
             d = due => d,
         };
+        cursor = (i + 1) % n;
         let unit = &mut units[i];
         let late = Instant::now().saturating_duration_since(scheduled);
-        if late >= unit.plan.interval {
+        if !unit.plan.interval.is_zero() && late >= unit.plan.interval {
             let missed = (late.as_nanos() / unit.plan.interval.as_nanos().max(1)) as u64;
             unit.counters
                 .missed_ticks
@@ -277,17 +290,26 @@ pub(super) async fn run_endpoint(
             s = poll_unit(&mut conn, unit, &total) => s,
         };
         let n = samples.len() as u64;
-        for s in samples {
-            let sent = tokio::select! {
+        if !samples.is_empty() {
+            // One wait for room for the whole poll, then the sends do not wait.
+            let permits = tokio::select! {
                 _ = cancel.cancelled() => return,
-                r = tx.send(s) => r,
+                r = tx.reserve_many(samples.len().min(SAMPLE_CHANNEL_CAPACITY)) => r,
             };
-            if sent.is_err() {
-                return;
+            let Ok(permits) = permits else { return };
+            for (permit, s) in permits.zip(samples) {
+                permit.send(s);
             }
         }
         unit.counters.samples.fetch_add(n, Ordering::Relaxed);
         total.samples.fetch_add(n, Ordering::Relaxed);
+        // A back-to-back unit in back-off waits it out instead of spinning.
+        if let (None, Some(until)) = (unit.ticker.as_ref(), unit.backoff.until) {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep_until(until) => {}
+            }
+        }
     }
 }
 
