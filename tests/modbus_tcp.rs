@@ -363,3 +363,31 @@ async fn a_config_without_an_address_is_refused_before_polling() {
         "{r:?}"
     );
 }
+
+#[tokio::test]
+async fn a_mute_unit_behind_a_gateway_costs_its_neighbour_little() {
+    let (l, addr) = listener().await;
+    let mut t = Tables::default();
+    t.holding.insert(0, 5);
+    let map = MapServer::new(BTreeMap::from([(1, t.clone()), (2, t)]));
+    map.silent.lock().unwrap().insert(2);
+    let _server = serve(l, map);
+    let sig = json!({"state": {"register": "holding", "address": 0}});
+    let mut mute = machine("mute", addr.port(), 2, "100ms", sig.clone());
+    mute["source"]["modbus"]["timeout"] = json!("150ms");
+    let mut agent = start(vec![machine("ok", addr.port(), 1, "100ms", sig), mute]);
+    let _ = collect_for(&mut agent.rx, Duration::from_millis(1000)).await;
+    let window = Duration::from_millis(2000);
+    let got = collect_for(&mut agent.rx, window).await;
+    agent.stop().await;
+    let ok = got
+        .iter()
+        .filter(|s| &*s.machine == "ok" && s.value == Some(Value::Int(5)))
+        .count();
+    // The mute unit backs off exponentially, so it costs a timeout only now and then.
+    assert!(ok >= 14, "ok polled {ok} times of 20 in {window:?}");
+    assert!(got
+        .iter()
+        .filter(|s| &*s.machine == "mute")
+        .all(|s| s.value.is_none()));
+}
