@@ -156,6 +156,7 @@ impl Session {
                     self.subscribe();
                 }
                 Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                    self.stats.subscribed();
                     let refused = ack
                         .return_codes
                         .iter()

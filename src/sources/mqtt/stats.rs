@@ -23,6 +23,7 @@ struct Inner {
     unmatched: AtomicU64,
     unknown_machine: AtomicU64,
     connects: AtomicU64,
+    subscribed: AtomicU64,
     bad: Mutex<HashMap<String, [u64; BadPayload::ALL.len()]>>,
 }
 
@@ -47,6 +48,8 @@ pub struct MqttInputStatsSnapshot {
     pub unknown_machine: u64,
     /// Successful connections (ConnAck) so far.
     pub connects: u64,
+    /// SUBACKs received (subscriptions confirmed by the broker) so far.
+    pub subscribed: u64,
     /// Bad payloads: topic → reason label → count.
     pub bad_payloads: BTreeMap<String, BTreeMap<&'static str, u64>>,
 }
@@ -74,6 +77,10 @@ impl MqttInputStats {
     }
     pub(crate) fn connected(&self) {
         self.inner.connects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn subscribed(&self) {
+        self.inner.subscribed.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn bad(&self, topic: &str, reason: BadPayload) {
@@ -127,6 +134,7 @@ impl MqttInputStats {
             unmatched: i.unmatched.load(Ordering::Relaxed),
             unknown_machine: i.unknown_machine.load(Ordering::Relaxed),
             connects: i.connects.load(Ordering::Relaxed),
+            subscribed: i.subscribed.load(Ordering::Relaxed),
             bad_payloads,
         }
     }
