@@ -1,115 +1,15 @@
 //! The MQTT input against a real broker over TCP (rumqttd in-process), fed by a second rumqttc client.
 
+mod mqtt_support;
+
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rumqttc::{AsyncClient, MqttOptions, QoS};
+use mqtt_support::{config, Agent, Publisher};
 use serde_json::json;
-use shopfloor_agent::config::Config;
 use shopfloor_agent::publish::broker::{free_port, EmbeddedBroker};
-use shopfloor_agent::sample::{sample_channel, Sample, SampleReceiver, Signal, Value};
-use shopfloor_agent::sources::mqtt::{self, BadPayload, MqttInputStats, MAX_PAYLOAD_BYTES};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-
-const WAIT: Duration = Duration::from_secs(15);
-
-fn config(
-    port: u16,
-    client: &str,
-    machines: serde_json::Value,
-    inputs: serde_json::Value,
-) -> Config {
-    serde_json::from_value(json!({
-        "site": "test", "timezone": "UTC",
-        "mqtt": {"host": "127.0.0.1", "port": port, "client_id": client, "keep_alive": "5s"},
-        "machines": machines, "mqtt_inputs": inputs
-    }))
-    .expect("test config")
-}
-
-struct Agent {
-    stats: MqttInputStats,
-    rx: SampleReceiver,
-    cancel: CancellationToken,
-    handle: JoinHandle<Result<(), mqtt::MqttSourceError>>,
-}
-
-impl Agent {
-    fn start(config: Config) -> Agent {
-        let (tx, rx) = sample_channel();
-        let stats = MqttInputStats::new();
-        let cancel = CancellationToken::new();
-        let handle = tokio::spawn(mqtt::run_with_stats(
-            Arc::new(config),
-            tx,
-            cancel.clone(),
-            stats.clone(),
-        ));
-        Agent {
-            stats,
-            rx,
-            cancel,
-            handle,
-        }
-    }
-
-    async fn wait_subscribed(&self) {
-        let t0 = Instant::now();
-        while self.stats.snapshot().subscribed == 0 {
-            assert!(t0.elapsed() < WAIT, "agent never subscribed");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Exactly `n` samples, or a panic after the bound.
-    async fn samples(&mut self, n: usize) -> Vec<Sample> {
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            match tokio::time::timeout(WAIT, self.rx.recv()).await {
-                Ok(Some(s)) => out.push(s),
-                other => panic!("got {} of {n} samples, then {other:?}", out.len()),
-            }
-        }
-        out
-    }
-
-    async fn stop(self) -> Duration {
-        let t0 = Instant::now();
-        self.cancel.cancel();
-        let r = tokio::time::timeout(Duration::from_secs(5), self.handle)
-            .await
-            .expect("run ends within 5 s of cancel");
-        r.expect("task").expect("run ends cleanly");
-        t0.elapsed()
-    }
-}
-
-struct Publisher {
-    client: AsyncClient,
-}
-
-impl Publisher {
-    fn connect(port: u16, id: &str) -> Publisher {
-        let mut o = MqttOptions::new(id, "127.0.0.1", port);
-        o.set_keep_alive(Duration::from_secs(5));
-        o.set_max_packet_size(1 << 20, 1 << 20);
-        let (client, mut el) = AsyncClient::new(o, 2000);
-        tokio::spawn(async move {
-            // Drives the publisher until its connection ends or the test's runtime stops.
-            while el.poll().await.is_ok() {}
-        });
-        Publisher { client }
-    }
-
-    async fn send(&self, topic: &str, payload: impl Into<Vec<u8>>) {
-        self.client
-            .publish(topic, QoS::AtLeastOnce, false, payload.into())
-            .await
-            .expect("publish queued");
-    }
-}
+use shopfloor_agent::sample::{Sample, Signal, Value};
+use shopfloor_agent::sources::mqtt::{BadPayload, MAX_PAYLOAD_BYTES};
 
 fn by_signal(samples: &[Sample]) -> BTreeMap<(String, Signal), Option<Value>> {
     samples
