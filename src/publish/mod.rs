@@ -2,3 +2,4 @@
 
 #[cfg(feature = "embedded-broker")]
 pub mod broker;
+pub mod publisher;
