@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -15,7 +15,7 @@ use shopfloor_agent::config::{BrokerMode, HumanDuration, MqttConfig, StorageConf
 use shopfloor_agent::publish::broker::{free_port, EmbeddedBroker};
 use shopfloor_agent::publish::publisher::{self, PublishError, StatusInfo};
 use shopfloor_agent::store::{OutMessage, StoreHandle};
-use support::{eventually, Proxy, Received, Subscriber};
+use support::{assert_complete_in_order, eventually, Proxy, Received, Subscriber};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -103,39 +103,6 @@ fn statuses(got: &[Received]) -> Vec<String> {
 
 fn online_count(got: &[Received]) -> usize {
     statuses(got).iter().filter(|s| *s == "online").count()
-}
-
-/// Every expected message arrived; per topic, first occurrences are in enqueue order; every duplicate repeats an
-/// earlier `msg_id` with the same payload. Returns the number of duplicates.
-fn assert_complete_in_order(got: &[Received], expected: &BTreeMap<String, usize>) -> usize {
-    let mut first: HashMap<String, serde_json::Value> = HashMap::new();
-    let mut last_seq: HashMap<&str, i64> = HashMap::new();
-    let mut per_topic: HashMap<&str, usize> = HashMap::new();
-    let mut dups = 0;
-    for r in got.iter().filter(|r| expected.contains_key(&r.topic)) {
-        if let Some(p) = first.get(r.msg_id()) {
-            assert_eq!(p, &r.payload, "a re-send carries the same payload");
-            dups += 1;
-            continue;
-        }
-        first.insert(r.msg_id().to_owned(), r.payload.clone());
-        let seq = r.payload["seq"].as_i64().unwrap();
-        let prev = last_seq.insert(&r.topic, seq).unwrap_or(-1);
-        assert!(
-            seq > prev,
-            "{}: seq {seq} after {prev}: out of order",
-            r.topic
-        );
-        *per_topic.entry(&r.topic).or_default() += 1;
-    }
-    for (topic, n) in expected {
-        assert_eq!(
-            per_topic.get(topic.as_str()).copied().unwrap_or(0),
-            *n,
-            "{topic}: every message arrived"
-        );
-    }
-    dups
 }
 
 #[tokio::test]
