@@ -440,3 +440,43 @@ async fn password_is_read_from_its_file_and_never_logged() {
     assert!(text.contains("publisher disconnected"));
     assert!(!text.contains(SECRET), "the password appears in the logs");
 }
+
+#[tokio::test]
+async fn a_message_no_broker_would_accept_is_dropped_and_counted_without_blocking_the_rest() {
+    let broker = EmbeddedBroker::start_local().unwrap();
+    let sub = Subscriber::start(broker.port(), "sub-poison", "shopfloor/#").await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir.path().join("a.db"));
+    let topic = "shopfloor/plant/l/m1/stop";
+    enqueue(&store, topic, 0..3).await;
+    store
+        .enqueue(
+            message("shopfloor/plant/+/bad", "wild", 3, 1, false),
+            "stop",
+        )
+        .await
+        .unwrap();
+    let mut huge = message(topic, "huge", 4, 1, false);
+    huge.payload = vec![b'x'; 2 << 20];
+    store.enqueue(huge, "stop").await.unwrap();
+    for i in 5..8 {
+        store
+            .enqueue(message(topic, &format!("{topic}#{i}"), i, 1, false), "stop")
+            .await
+            .unwrap();
+    }
+    let (cancel, task) = start(mqtt(broker.port(), "pub-poison"), &store);
+    let got = sub
+        .wait_for(LONG, "6 good messages", |g| {
+            g.iter().filter(|r| r.topic == topic).count() >= 6
+        })
+        .await;
+    assert_complete_in_order(&got, &BTreeMap::from([(topic.to_owned(), 6)]));
+    eventually(LONG, "outbox empty", || async {
+        store.outbox_len().await.unwrap() == 0
+    })
+    .await;
+    let drops = store.drop_counts().await.unwrap();
+    assert_eq!(drops, [(publisher::UNPUBLISHABLE.to_owned(), 2)]);
+    stop(cancel, task).await;
+}

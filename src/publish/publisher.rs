@@ -13,7 +13,7 @@ use rumqttc::{
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::{BrokerMode, MqttConfig, TlsConfig};
 use crate::store::{OutMessage, OutboxRow, StoreError, StoreHandle};
@@ -157,6 +157,19 @@ fn start_embedded(_mqtt: &MqttConfig) -> Result<(), PublishError> {
     ))
 }
 
+/// Drop category of outbox rows that no broker would accept.
+pub const UNPUBLISHABLE: &str = "unpublishable_message";
+
+/// Why `m` can never be published: a wildcard or empty topic, or a packet over `max_packet` bytes.
+fn unpublishable(m: &OutMessage, max_packet: usize) -> Option<String> {
+    if m.topic.is_empty() || m.topic.contains(['+', '#', '\0']) {
+        return Some(format!("invalid topic `{}`", m.topic));
+    }
+    // Fixed header (1 + up to 4 length bytes) + topic length + topic + packet id + payload.
+    let size = 5 + 2 + m.topic.len() + 2 + m.payload.len();
+    (size > max_packet).then(|| format!("{size} bytes exceed mqtt.max_packet_size ({max_packet})"))
+}
+
 /// What one connection's poller reports.
 #[derive(Debug)]
 enum Net {
@@ -229,6 +242,7 @@ async fn poll_session(mut eventloop: EventLoop, tx: mpsc::Sender<Net>) {
 struct Publisher {
     store: StoreHandle,
     window: usize,
+    max_packet: usize,
     status_topic: String,
     site: String,
     status: StatusInfo,
@@ -376,6 +390,11 @@ impl Publisher {
                 if s.live_inflight.get(&m.topic) == Some(&m.msg_id) {
                     continue;
                 }
+                if let Some(why) = unpublishable(&m, self.max_packet) {
+                    error!(topic = %m.topic, reason = %why, "live value can never be published: skipped");
+                    self.store.mark_live_sent(m.topic, m.msg_id).await?;
+                    continue;
+                }
                 let entry = Entry::Live {
                     topic: m.topic.clone(),
                     msg_id: m.msg_id.clone(),
@@ -409,6 +428,16 @@ impl Publisher {
             let Some(row) = self.buffer.pop_front() else {
                 break;
             };
+            if let Some(why) = unpublishable(&row.message, self.max_packet) {
+                // It would fail the connection on every attempt and block everything behind it.
+                error!(topic = %row.message.topic, msg_id = %row.message.msg_id, reason = %why,
+                    "outbox message can never be published: dropped and counted");
+                let id = row.id;
+                self.store
+                    .call(move |st| st.discard_outbox(id, UNPUBLISHABLE))
+                    .await?;
+                continue;
+            }
             if self.send(s, &row.message, Entry::Outbox(row.id)) {
                 s.outbox_inflight += 1;
             } else {
@@ -489,6 +518,7 @@ pub async fn run(
     let mut p = Publisher {
         store,
         window,
+        max_packet: usize::try_from(mqtt.max_packet_size.0).unwrap_or(usize::MAX),
         status_topic,
         site,
         status,

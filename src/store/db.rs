@@ -418,6 +418,21 @@ impl Store {
         Ok(n)
     }
 
+    /// Remove an outbox row that can never be published (invalid topic, larger than the packet limit), counting
+    /// it in `drops` under `what` so the loss is visible in `agent/status`.
+    pub fn discard_outbox(&mut self, id: i64, what: &str) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute("DELETE FROM outbox WHERE id = ?1", [id])?;
+        if n > 0 {
+            tx.execute(
+                "INSERT INTO drops(what, count, at) VALUES (?1, ?2, ?3)",
+                params![what, n as i64, ms(Timestamp::now())],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Number of queued outbox rows.
     pub fn outbox_len(&self) -> Result<u64, StoreError> {
         self.count("outbox")
