@@ -480,3 +480,57 @@ async fn a_message_no_broker_would_accept_is_dropped_and_counted_without_blockin
     assert_eq!(drops, [(publisher::UNPUBLISHABLE.to_owned(), 2)]);
     stop(cancel, task).await;
 }
+
+#[tokio::test]
+async fn drops_by_the_size_bound_are_reported_in_the_status_birth() {
+    let broker = EmbeddedBroker::start_local().unwrap();
+    let sub = Subscriber::start(broker.port(), "sub-drops", STATUS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    {
+        let cfg = StorageConfig {
+            path: path.clone(),
+            ..StorageConfig::default()
+        };
+        let mut store = shopfloor_agent::store::Store::open(&path, &cfg).unwrap();
+        let closed: Vec<_> = (0..40)
+            .map(|h| {
+                let start = Timestamp::from_second(1_700_000_000 + h * 3600).unwrap();
+                let msg_id = format!("m1-hour-{h}");
+                shopfloor_agent::store::Closed::Summary {
+                    record: shopfloor_agent::store::SummaryRecord {
+                        machine: "m1".into(),
+                        kind: "hour".into(),
+                        shift: None,
+                        start,
+                        end: start,
+                        payload: "p".repeat(4000),
+                    },
+                    message: message(
+                        "shopfloor/plant/l/m1/oee/hour",
+                        &msg_id,
+                        h as usize,
+                        1,
+                        false,
+                    ),
+                }
+            })
+            .collect();
+        store.commit_closed(&closed).unwrap();
+        let report = store.enforce_size(64 * 1024).unwrap();
+        assert!(
+            report
+                .dropped
+                .iter()
+                .any(|(w, n)| w == "hour_summary" && *n > 0),
+            "{report:?}"
+        );
+    }
+    let store = open_store(&path);
+    let dropped = store.drop_counts().await.unwrap()[0].1;
+    let (cancel, task) = start(mqtt(broker.port(), "pub-drops"), &store);
+    let got = sub.wait_for(LONG, "birth", |g| online_count(g) == 1).await;
+    assert_eq!(got[0].payload["drops"]["hour_summary"], dropped);
+    assert!(publisher::wait_drained(&store, LONG).await.unwrap());
+    stop(cancel, task).await;
+}

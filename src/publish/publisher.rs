@@ -19,7 +19,7 @@ use crate::config::{BrokerMode, MqttConfig, TlsConfig};
 use crate::store::{OutMessage, OutboxRow, StoreError, StoreHandle};
 
 /// Outbox rows fetched from the store at a time.
-const FETCH: usize = 1000;
+const FETCH: usize = 500;
 /// Acknowledged rows deleted in one transaction (or sooner, see `DELETE_EVERY`).
 const DELETE_BATCH: usize = 500;
 /// Acknowledged rows are deleted at least this often.
@@ -488,6 +488,21 @@ impl Publisher {
         self.flush_acked().await?;
         info!("publisher stopped");
         Ok(())
+    }
+}
+
+/// Wait until the outbox is empty or `timeout` passed (a draining shutdown: call before cancelling `run`).
+/// Returns whether it drained.
+pub async fn wait_drained(store: &StoreHandle, timeout: Duration) -> Result<bool, StoreError> {
+    let t0 = tokio::time::Instant::now();
+    loop {
+        if store.outbox_len().await? == 0 {
+            return Ok(true);
+        }
+        if t0.elapsed() >= timeout {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
