@@ -151,6 +151,23 @@ fn example_config_passes_validation() {
     assert!(press.state_codes.contains_key("1"));
 }
 
+#[test]
+fn every_config_shipped_in_config_dir_passes_validation() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("config/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            let text = std::fs::read_to_string(&path).expect("read");
+            if let Err(e) = config::from_yaml_str(&text) {
+                panic!("{}:\n{}", path.display(), e.report(&path));
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1, "no YAML file in config/");
+}
+
 /// Every key name in a JSON value tree.
 fn keys_of(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
     match v {
