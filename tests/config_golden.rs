@@ -151,6 +151,23 @@ fn example_config_passes_validation() {
     assert!(press.state_codes.contains_key("1"));
 }
 
+#[test]
+fn every_config_shipped_in_config_dir_passes_validation() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("config/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            let text = std::fs::read_to_string(&path).expect("read");
+            if let Err(e) = config::from_yaml_str(&text) {
+                panic!("{}:\n{}", path.display(), e.report(&path));
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1, "no YAML file in config/");
+}
+
 /// Every key name in a JSON value tree.
 fn keys_of(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
     match v {
@@ -254,6 +271,46 @@ fn counters_fed_by_templates_take_the_template_rollover() {
     assert_eq!(c.counter_modulus(drill, Signal::TotalCount), Some(10000));
     let lathe = c.machine("lathe-2").expect("lathe-2");
     assert_eq!(c.counter_modulus(lathe, Signal::GoodCount), None);
+}
+
+#[test]
+fn unused_maps_and_unreadable_secret_files_are_warnings_not_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("pw");
+    std::fs::write(&secret, "s3cret").expect("write");
+    let text = format!(
+        "site: s\ntimezone: UTC\nmqtt: {{ password_file: {}, tls: {{ ca_file: /nonexistent/ca.pem }} }}\nmachines:\n  - id: m\n    ideal_cycle_time: 1s\n    reasons: {{ 1: jam }}\n    source: {{ modbus: {{ host: h }} }}\n    signals: {{ total_count: {{ register: holding, address: 0 }} }}\n",
+        secret.display()
+    );
+    let c = config::from_yaml_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    let warnings: Vec<String> = config::warnings(&c)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[0]
+            .starts_with("machines[0] (m).reasons: listed, but the machine has no `reason` signal"),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings[1]
+            .starts_with("mqtt.tls.ca_file: /nonexistent/ca.pem cannot be read on this host"),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn products_without_a_product_signal_or_machine_time_are_an_error() {
+    let text = "site: s\ntimezone: UTC\nmachines:\n  - id: m\n    products: { A: 2s }\n    source: { modbus: { host: h } }\n    signals: { total_count: { register: holding, address: 0 } }\n";
+    let errors = config::from_yaml_str(text).expect_err("invalid");
+    assert_eq!(errors.len(), 1, "{errors}");
+    assert_eq!(errors.issues()[0].path, "machines[0].products", "{errors}");
+    let with_signal = text.replace(
+        "address: 0 } }",
+        "address: 0 }, product: { register: holding, address: 1 } }",
+    );
+    assert!(config::from_yaml_str(&with_signal).is_ok());
 }
 
 #[test]

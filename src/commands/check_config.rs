@@ -101,6 +101,13 @@ pub fn summary(path: &Path, c: &Config, now: Timestamp) -> String {
             let _ = writeln!(out, "next shift: none in the next two weeks");
         }
     }
+    let warnings = config::warnings(c);
+    if !warnings.is_empty() {
+        let _ = writeln!(out, "warnings ({}):", warnings.len());
+        for w in &warnings {
+            let _ = writeln!(out, "  {w}");
+        }
+    }
     out
 }
 

@@ -23,6 +23,7 @@ pub use duration::{ByteSize, HumanDuration};
 pub use env::ENV_PREFIX;
 pub use error::{ConfigErrors, ConfigIssue};
 pub use types::*;
+pub use validate::warnings;
 
 /// Read and validate a config file, then apply `SHOPFLOOR_AGENT__…` environment overrides.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {

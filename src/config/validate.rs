@@ -106,6 +106,78 @@ pub fn check(parts: &Parts<'_>, issues: &mut Vec<ConfigIssue>) {
     }
 }
 
+/// Things that are allowed but probably not meant: unused maps, secret files this host cannot read now.
+pub fn warnings(c: &Config) -> Vec<ConfigIssue> {
+    let mut out = Vec::new();
+    let template_roles: BTreeSet<&str> = c.mqtt_inputs.iter().map(|t| t.signal.as_str()).collect();
+    for (i, m) in c.machines.iter().enumerate() {
+        let fed_by_templates = m.source.modbus.is_none() && m.source.mqtt.is_none();
+        let has = |role: &str| {
+            m.signals.contains_key(role) || (fed_by_templates && template_roles.contains(role))
+        };
+        for (key, set, role) in [
+            ("state_codes", !m.state_codes.is_empty(), "state"),
+            ("products", !m.products.is_empty(), "product"),
+            ("reasons", !m.reasons.is_empty(), "reason"),
+        ] {
+            if set && !has(role) {
+                out.push(
+                    ConfigIssue::new(
+                        format!("machines[{i}].{key}"),
+                        format!(
+                            "listed, but the machine has no `{role}` signal, so it is never used"
+                        ),
+                    )
+                    .machine(Some(&m.id)),
+                );
+            }
+        }
+    }
+    let mut files: Vec<(&str, Option<&std::path::Path>)> = vec![
+        ("mqtt.password_file", c.mqtt.password_file.as_deref()),
+        (
+            "mqtt.tls.ca_file",
+            c.mqtt.tls.as_ref().map(|t| t.ca_file.as_path()),
+        ),
+        (
+            "mqtt.tls.cert_file",
+            c.mqtt.tls.as_ref().and_then(|t| t.cert_file.as_deref()),
+        ),
+        (
+            "mqtt.tls.key_file",
+            c.mqtt.tls.as_ref().and_then(|t| t.key_file.as_deref()),
+        ),
+    ];
+    if let Some(input) = &c.mqtt.input {
+        files.push(("mqtt.input.password_file", input.password_file.as_deref()));
+        files.push((
+            "mqtt.input.tls.ca_file",
+            input.tls.as_ref().map(|t| t.ca_file.as_path()),
+        ));
+        files.push((
+            "mqtt.input.tls.cert_file",
+            input.tls.as_ref().and_then(|t| t.cert_file.as_deref()),
+        ));
+        files.push((
+            "mqtt.input.tls.key_file",
+            input.tls.as_ref().and_then(|t| t.key_file.as_deref()),
+        ));
+    }
+    for (key, path) in files {
+        let Some(path) = path else { continue };
+        if let Err(e) = std::fs::File::open(path) {
+            out.push(
+                ConfigIssue::new(
+                    key,
+                    format!("{} cannot be read on this host: {e}", path.display()),
+                )
+                .hint("checked again when the agent starts"),
+            );
+        }
+    }
+    out
+}
+
 /// Issue sink for one machine.
 struct Ctx<'a> {
     base: String,
@@ -629,6 +701,13 @@ fn check_machine(
             "signals",
             "no part counter".into(),
             Some("add `total_count`, or two of `total_count`, `good_count`, `reject_count`".into()),
+        );
+    }
+    if m.ideal_cycle_time.is_none() && !m.products.is_empty() && !roles.contains("product") {
+        ctx.push(
+            "products",
+            "listed, but without a `product` signal and without `ideal_cycle_time` no part gets an ideal time".into(),
+            Some("add a `product` signal, or set the machine's `ideal_cycle_time`".into()),
         );
     }
     if roles.contains("state") && m.state_codes.is_empty() {
