@@ -151,6 +151,37 @@ fn example_config_passes_validation() {
     assert!(press.state_codes.contains_key("1"));
 }
 
+/// Every key name in a JSON value tree.
+fn keys_of(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, child) in m {
+                out.insert(k.clone());
+                keys_of(child, out);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|i| keys_of(i, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn example_yaml_documents_every_key_of_the_config_types() {
+    let text = std::fs::read_to_string(example()).expect("config/example.yaml");
+    let c = config::from_yaml_str(&text).unwrap_or_else(|e| panic!("example.yaml:\n{e}"));
+    // The serialized form holds every field of every struct in use, set or not (absent options are null).
+    let mut keys = std::collections::BTreeSet::new();
+    keys_of(&serde_json::to_value(&c).expect("serialize"), &mut keys);
+    let undocumented: Vec<&String> = keys
+        .iter()
+        .filter(|k| !text.contains(&format!("{k}:")))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "keys missing from config/example.yaml: {undocumented:?}"
+    );
+}
+
 #[test]
 fn environment_overrides_the_file() {
     let text = std::fs::read_to_string(example()).expect("config/example.yaml");
@@ -188,7 +219,41 @@ fn a_bad_environment_override_is_reported_with_its_key() {
         "soon".to_owned(),
     )]);
     let errors = config::from_yaml_str_with_env(&text, vars).expect_err("invalid");
+    assert_eq!(errors.len(), 1, "{errors}");
     assert_eq!(errors.issues()[0].path, "mqtt.keep_alive", "{errors}");
+    assert!(
+        errors
+            .to_string()
+            .ends_with("(set by SHOPFLOOR_AGENT__MQTT__KEEP_ALIVE)"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn counters_fed_by_templates_take_the_template_rollover() {
+    use shopfloor_agent::sample::Signal;
+    let text = std::fs::read_to_string(example()).expect("config/example.yaml");
+    let c = config::from_yaml_str(&text).expect("valid");
+    let oven = c.machine("oven-7").expect("oven-7");
+    assert_eq!(c.counter_modulus(oven, Signal::TotalCount), Some(65536));
+    let press = c.machine("press-1").expect("press-1");
+    assert_eq!(c.counter_modulus(press, Signal::TotalCount), Some(1 << 32));
+    // A holding register without `type` is a u16: it wraps at 65536.
+    let untyped = config::from_yaml_str(&text.replace("address: 102, type: u16", "address: 102"))
+        .expect("valid");
+    let press = untyped.machine("press-1").expect("press-1");
+    assert_eq!(
+        press.signal(Signal::RejectCount).and_then(|s| s.data_type),
+        None
+    );
+    assert_eq!(
+        untyped.counter_modulus(press, Signal::RejectCount),
+        Some(65536)
+    );
+    let drill = c.machine("drill-4").expect("drill-4");
+    assert_eq!(c.counter_modulus(drill, Signal::TotalCount), Some(10000));
+    let lathe = c.machine("lathe-2").expect("lathe-2");
+    assert_eq!(c.counter_modulus(lathe, Signal::GoodCount), None);
 }
 
 #[test]
@@ -255,6 +320,12 @@ fn check_config_binary_exits_1_listing_every_error_without_debug_dumps() {
     for line in expected.lines().filter(|l| !l.trim().is_empty()) {
         assert!(stdout.contains(line), "missing `{line}` in\n{stdout}");
     }
+    assert!(
+        stdout.contains(
+            "\n  line 10: machines[0] (press-1).signals.total_count.address: 70000 is out of range"
+        ),
+        "errors carry the line of their key:\n{stdout}"
+    );
     for debug_mark in ["panicked", "Some(", "Error {", "ConfigIssue"] {
         assert!(
             !stdout.contains(debug_mark) && !stderr.contains(debug_mark),
@@ -292,6 +363,38 @@ proptest! {
             for issue in errors.issues() {
                 prop_assert!(!issue.to_string().contains("Some("), "{}", issue);
             }
+        }
+    }
+}
+
+const TYPES: [&str; 9] = [
+    "bool", "u16", "i16", "u32", "i32", "u64", "i64", "f32", "f64",
+];
+const KINDS: [&str; 4] = ["coil", "discrete", "holding", "input"];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, .. ProptestConfig::default() })]
+
+    #[test]
+    fn extreme_numbers_in_register_maps_give_errors_never_panics(
+        address in prop_oneof![Just(u32::MAX), Just(65535u32), Just(65533u32), 0u32..70_000],
+        other in 0u32..70_000,
+        bit in any::<u8>(),
+        unit in any::<u8>(),
+        t in 0usize..9,
+        kind in 0usize..4,
+        interval_ms in prop_oneof![Just(0u64), 1u64..5000],
+        rollover in prop_oneof![Just(0u64), Just(1u64), Just(u64::MAX), 2u64..100_000],
+        stop_after in any::<u64>(),
+    ) {
+        let text = format!(
+            "site: s\ntimezone: UTC\nmachines:\n  - id: m\n    ideal_cycle_time: 1s\n    stop_after: {stop_after}\n    source:\n      modbus: {{ host: h, unit: {unit}, interval: {interval_ms}ms, timeout: 1ms }}\n    signals:\n      total_count: {{ register: {kind}, address: {address}, type: {t}, bit: {bit}, rollover: {rollover} }}\n      good_count: {{ register: {kind}, address: {other}, type: {t} }}\n",
+            kind = KINDS[kind],
+            t = TYPES[t],
+        );
+        // Either outcome is fine; a panic fails the test.
+        if let Err(errors) = config::from_yaml_str(&text) {
+            prop_assert!(!errors.is_empty());
         }
     }
 }

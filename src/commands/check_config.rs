@@ -6,6 +6,7 @@ use std::path::Path;
 use jiff::Timestamp;
 
 use crate::config::{self, Config, MachineConfig, ShiftConfig, Weekday};
+use crate::sample::Signal;
 
 /// Check the file and print the outcome on stdout; returns the exit code.
 pub fn run(path: &Path) -> i32 {
@@ -18,18 +19,7 @@ pub fn run(path: &Path) -> i32 {
 pub fn report(path: &Path, now: Timestamp) -> (String, i32) {
     match config::load(path) {
         Ok(config) => (summary(path, &config, now), 0),
-        Err(errors) => {
-            let n = errors.len();
-            let mut out = format!(
-                "{n} error{} in {}:\n",
-                if n == 1 { "" } else { "s" },
-                path.display()
-            );
-            for issue in errors.issues() {
-                let _ = writeln!(out, "  {issue}");
-            }
-            (out, 1)
-        }
+        Err(errors) => (errors.report(path), 1),
     }
 }
 
@@ -57,7 +47,11 @@ pub fn summary(path: &Path, c: &Config, now: Timestamp) -> String {
     let _ = writeln!(out, "machines ({}):", c.machines.len());
     let width = c.machines.iter().map(|m| m.id.len()).max().unwrap_or(0);
     for m in &c.machines {
-        let signals: Vec<&str> = m.signals.keys().map(String::as_str).collect();
+        let signals: Vec<&str> = Signal::ALL
+            .iter()
+            .filter(|r| m.signal(**r).is_some())
+            .map(|r| r.as_str())
+            .collect();
         let signals = if signals.is_empty() {
             "from mqtt_inputs".to_owned()
         } else {

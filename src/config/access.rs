@@ -57,6 +57,19 @@ impl Config {
         self.machines.iter().find(|m| m.id == id)
     }
 
+    /// Counter modulus of `role` on `machine`: the machine's own signal ([`MachineConfig::counter_modulus`]),
+    /// or, for a machine fed by `mqtt_inputs`, the `rollover` of the template carrying that role.
+    pub fn counter_modulus(&self, machine: &MachineConfig, role: Signal) -> Option<u64> {
+        if machine.signal(role).is_some() {
+            return machine.counter_modulus(role);
+        }
+        let fed_by_templates = machine.source.modbus.is_none() && machine.source.mqtt.is_none();
+        self.mqtt_inputs
+            .iter()
+            .filter(|t| fed_by_templates && t.signal == role.as_str())
+            .find_map(|t| t.rollover)
+    }
+
     /// Valid non-production dates.
     pub fn non_production(&self) -> Vec<Date> {
         self.non_production_dates

@@ -11,8 +11,12 @@ use super::error::ConfigIssue;
 /// Prefix of the environment variables that override the file.
 pub const ENV_PREFIX: &str = "SHOPFLOOR_AGENT";
 
-/// Apply overrides from `vars` (`None`: the process environment) onto `tree`.
-pub fn apply(tree: &mut Value, vars: Option<HashMap<String, String>>) -> Result<(), ConfigIssue> {
+/// Apply overrides from `vars` (`None`: the process environment) onto `tree`. Returns, for each variable
+/// applied, the key path it set (`machines[0].source.modbus.host`) and the variable's name.
+pub fn apply(
+    tree: &mut Value,
+    vars: Option<HashMap<String, String>>,
+) -> Result<Vec<(String, String)>, ConfigIssue> {
     let env = Environment::with_prefix(ENV_PREFIX)
         .separator("__")
         .try_parsing(true)
@@ -20,6 +24,7 @@ pub fn apply(tree: &mut Value, vars: Option<HashMap<String, String>>) -> Result<
     let collected = env.collect().map_err(|e| {
         ConfigIssue::new("", format!("environment override could not be read: {e}"))
     })?;
+    let mut applied = Vec::new();
     let mut keys: Vec<_> = collected.into_iter().collect();
     keys.sort_by(|a, b| a.0.cmp(&b.0));
     for (key, value) in keys {
@@ -28,14 +33,16 @@ pub fn apply(tree: &mut Value, vars: Option<HashMap<String, String>>) -> Result<
             continue;
         }
         let var = format!("{ENV_PREFIX}__{}", segments.join("__").to_ascii_uppercase());
-        set(tree, &segments, to_json(value.kind)).map_err(|why| {
+        let mut path = String::new();
+        set(tree, &segments, to_json(value.kind), &mut path).map_err(|why| {
             ConfigIssue::new(
                 segments.join("."),
                 format!("{var} cannot be applied: {why}"),
             )
         })?;
+        applied.push((path, var));
     }
-    Ok(())
+    Ok(applied)
 }
 
 fn to_json(kind: ValueKind) -> Value {
@@ -63,7 +70,8 @@ fn as_text(v: &Value) -> Value {
     }
 }
 
-fn set(node: &mut Value, path: &[&str], value: Value) -> Result<(), String> {
+/// Set `value` at `path`, appending the resolved key path (file spelling, `[i]` for lists) to `resolved`.
+fn set(node: &mut Value, path: &[&str], value: Value, resolved: &mut String) -> Result<(), String> {
     let Some((first, rest)) = path.split_first() else {
         *node = if node.is_string() {
             as_text(&value)
@@ -82,7 +90,11 @@ fn set(node: &mut Value, path: &[&str], value: Value) -> Result<(), String> {
                 .find(|k| k.eq_ignore_ascii_case(first))
                 .cloned()
                 .unwrap_or_else(|| (*first).to_owned());
-            set(map.entry(key).or_insert(Value::Null), rest, value)
+            if !resolved.is_empty() {
+                resolved.push('.');
+            }
+            resolved.push_str(&key);
+            set(map.entry(key).or_insert(Value::Null), rest, value, resolved)
         }
         Value::Array(items) => {
             let i: usize = first
@@ -92,7 +104,8 @@ fn set(node: &mut Value, path: &[&str], value: Value) -> Result<(), String> {
             let item = items
                 .get_mut(i)
                 .ok_or_else(|| format!("index {i} is past the end of the list ({len} items)"))?;
-            set(item, rest, value)
+            resolved.push_str(&format!("[{i}]"));
+            set(item, rest, value, resolved)
         }
         _ => Err(format!("`{first}` is inside a plain value")),
     }
@@ -129,7 +142,7 @@ mod tests {
     #[test]
     fn environment_keys_match_file_keys_whatever_their_case_and_index_lists() {
         let mut tree = serde_json::json!({"site": "123", "machines": [{"products": {"A": "1s"}}]});
-        apply(
+        let applied = apply(
             &mut tree,
             vars(&[
                 ("SHOPFLOOR_AGENT__MACHINES__0__PRODUCTS__A", "2s"),
@@ -137,6 +150,11 @@ mod tests {
             ]),
         )
         .unwrap();
+        let var = "SHOPFLOOR_AGENT__MACHINES__0__PRODUCTS__A".to_owned();
+        assert!(
+            applied.contains(&("machines[0].products.A".to_owned(), var)),
+            "{applied:?}"
+        );
         assert_eq!(tree["machines"][0]["products"]["A"], "2s");
         assert_eq!(tree["site"], "456");
     }

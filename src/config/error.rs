@@ -13,6 +13,8 @@ pub struct ConfigIssue {
     pub message: String,
     /// What would be right: valid choices, a near-miss key, the expected format.
     pub hint: Option<String>,
+    /// Line (1-based) in the file of the key, or of its nearest ancestor present in the file.
+    pub line: Option<usize>,
 }
 
 impl ConfigIssue {
@@ -23,6 +25,7 @@ impl ConfigIssue {
             machine: None,
             message: message.into(),
             hint: None,
+            line: None,
         }
     }
 
@@ -64,7 +67,7 @@ impl fmt::Display for ConfigIssue {
     }
 }
 
-/// Every problem found in a configuration, in file order as far as possible. Never empty.
+/// Every problem found in a configuration, in file order (problems of the whole file first). Never empty.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigErrors(pub Vec<ConfigIssue>);
 
@@ -84,6 +87,22 @@ impl ConfigErrors {
     /// True when there are none (never the case for a returned error).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// The report `check-config` and `run` print: `N errors in FILE:`, then one indented line per problem,
+    /// prefixed with the line of its key when known.
+    pub fn report(&self, file: &std::path::Path) -> String {
+        let n = self.0.len();
+        let plural = if n == 1 { "" } else { "s" };
+        let mut out = format!("{n} error{plural} in {}:\n", file.display());
+        for issue in &self.0 {
+            let line = issue
+                .line
+                .map(|l| format!("line {l}: "))
+                .unwrap_or_default();
+            out.push_str(&format!("  {line}{issue}\n"));
+        }
+        out
     }
 }
 

@@ -53,7 +53,7 @@ const LISTS: [&str; 3] = ["machines", "shifts", "mqtt_inputs"];
 
 fn build(text: &str, vars: Option<HashMap<String, String>>) -> Result<Config, ConfigErrors> {
     let mut tree = yaml::parse(text).map_err(ConfigErrors::one)?;
-    env::apply(&mut tree, vars).map_err(ConfigErrors::one)?;
+    let from_env = env::apply(&mut tree, vars).map_err(ConfigErrors::one)?;
     let Value::Object(root) = &mut tree else {
         return Err(ConfigErrors::one(ConfigIssue::new(
             "",
@@ -77,7 +77,7 @@ fn build(text: &str, vars: Option<HashMap<String, String>>) -> Result<Config, Co
     let machines_raw = lists.remove("machines").unwrap_or_default();
     let shifts_raw = lists.remove("shifts").unwrap_or_default();
     let inputs_raw = lists.remove("mqtt_inputs").unwrap_or_default();
-    let top: Option<Config> = structure::read_item(&tree, "", None, &mut issues);
+    let top: structure::Lenient<Config> = structure::read_lenient(&tree, "", None, &mut issues);
     if machines_raw.is_empty() && !issues.iter().any(|i| i.path == "machines") {
         issues.push(
             ConfigIssue::new("machines", "no machines configured")
@@ -113,14 +113,30 @@ fn build(text: &str, vars: Option<HashMap<String, String>>) -> Result<Config, Co
         .collect();
 
     let parts = validate::Parts {
-        top: top.as_ref(),
+        top: top.value.as_ref(),
         shifts: shifts.iter().map(|(i, s)| (*i, s)).collect(),
         machines: machines.iter().map(|(i, m)| (*i, m)).collect(),
         inputs: inputs.iter().map(|(i, t)| (*i, t)).collect(),
         input_count: inputs_raw.len(),
     };
-    validate::check(&parts, &mut issues);
-    match top {
+    let mut found = Vec::new();
+    validate::check(&parts, &mut found);
+    issues.extend(found.into_iter().filter(|i| !top.shadows(&i.path)));
+    let lines = yaml::key_lines(text);
+    for issue in &mut issues {
+        issue.line = issue.line.or_else(|| yaml::line_of(&lines, &issue.path));
+        let set_by = from_env
+            .iter()
+            .find(|(path, _)| issue.path == *path || issue.path.starts_with(&format!("{path}.")));
+        if let Some((_, var)) = set_by {
+            issue.hint = Some(match issue.hint.take() {
+                Some(hint) => format!("{hint} (set by {var})"),
+                None => format!("set by {var}"),
+            });
+        }
+    }
+    issues.sort_by_key(|i| i.line.unwrap_or(0));
+    match top.value {
         Some(mut config) if issues.is_empty() => {
             config.shifts = shifts.into_iter().map(|(_, s)| s).collect();
             config.machines = machines.into_iter().map(|(_, m)| m).collect();

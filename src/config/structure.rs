@@ -20,16 +20,52 @@ pub fn read_item<T: DeserializeOwned>(
     machine: Option<&str>,
     issues: &mut Vec<ConfigIssue>,
 ) -> Option<T> {
+    let read = read_lenient(raw, base, machine, issues);
+    read.value.filter(|_| read.shadowed.is_empty())
+}
+
+/// What a lenient read gives: the item with its bad keys left out, and the paths whose semantic checks would
+/// see those gaps (the parent of each removed key; a top-level key shadows only itself).
+pub struct Lenient<T> {
+    /// The item read without its bad keys (`None` when a required key is missing or bad).
+    pub value: Option<T>,
+    /// Paths at and under which semantic findings may stem from a removed key.
+    pub shadowed: Vec<String>,
+}
+
+impl<T> Lenient<T> {
+    /// True when `path` is at or under a shadowed path.
+    pub fn shadows(&self, path: &str) -> bool {
+        self.shadowed.iter().any(|s| {
+            path == s
+                || path
+                    .strip_prefix(s.as_str())
+                    .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+        })
+    }
+}
+
+/// Like [`read_item`], but keeps the item read without its bad keys.
+pub fn read_lenient<T: DeserializeOwned>(
+    raw: &Value,
+    base: &str,
+    machine: Option<&str>,
+    issues: &mut Vec<ConfigIssue>,
+) -> Lenient<T> {
     let mut tree = raw.clone();
     let mut removed: HashSet<String> = HashSet::new();
-    let mut failed = false;
+    let mut filled: HashSet<String> = HashSet::new();
+    let mut shadowed: Vec<String> = Vec::new();
     for _ in 0..MAX_ERRORS_PER_ITEM {
         let err = match serde_path_to_error::deserialize::<_, T>(tree.clone()) {
-            Ok(v) if !failed => return Some(v),
-            Ok(_) => return None,
+            Ok(v) => {
+                return Lenient {
+                    value: Some(v),
+                    shadowed,
+                }
+            }
             Err(e) => e,
         };
-        failed = true;
         let segments: Vec<Seg> = err
             .path()
             .iter()
@@ -40,20 +76,37 @@ pub fn read_item<T: DeserializeOwned>(
             })
             .collect();
         let message = err.inner().to_string();
-        let (issue, to_remove) = translate(&message, segments, base);
-        let Some(to_remove) = to_remove else {
-            if !removed.contains(&issue.path) {
-                issues.push(issue.machine(machine));
-            }
-            return None;
+        let (issue, fix) = translate(&message, segments, base);
+        let (path, fill) = match fix {
+            Fix::Remove(path) => (path, None),
+            // A stand-in lets the read go on to the next problem; its findings are shadowed below.
+            Fix::Fill(path) => (path, Some(Value::String(String::new()))),
         };
-        issues.push(issue.machine(machine));
-        removed.insert(join(base, &to_remove));
-        if !remove(&mut tree, &to_remove) {
-            return None;
+        let full = join(base, &path);
+        if removed.contains(&full) {
+            break;
+        }
+        if !filled.contains(&full) {
+            issues.push(issue.machine(machine));
+        }
+        shadowed.push(match path.iter().rposition(|s| matches!(s, Seg::Key(_))) {
+            Some(0) if base.is_empty() => full.clone(),
+            Some(k) => join(base, &path[..k]),
+            None => base.to_owned(),
+        });
+        if fill.is_some() {
+            filled.insert(full);
+        } else {
+            removed.insert(full);
+        }
+        if !edit(&mut tree, &path, fill) {
+            break;
         }
     }
-    None
+    Lenient {
+        value: None,
+        shadowed,
+    }
 }
 
 /// One step of a key path.
@@ -78,8 +131,9 @@ fn join(base: &str, segs: &[Seg]) -> String {
     out
 }
 
-/// Remove the innermost map key of `path` (a bad list element takes its whole list with it).
-fn remove(tree: &mut Value, path: &[Seg]) -> bool {
+/// Remove the innermost map key of `path` (a bad list element takes its whole list with it), or, with
+/// `fill`, set that key to it.
+fn edit(tree: &mut Value, path: &[Seg], fill: Option<Value>) -> bool {
     let Some(last_key) = path.iter().rposition(|s| matches!(s, Seg::Key(_))) else {
         return false;
     };
@@ -97,10 +151,17 @@ fn remove(tree: &mut Value, path: &[Seg]) -> bool {
             _ => return false,
         };
     }
-    match (&path[last_key], node) {
-        (Seg::Key(k), Value::Object(m)) => m.remove(k).is_some(),
+    match (&path[last_key], node, fill) {
+        (Seg::Key(k), Value::Object(m), None) => m.remove(k).is_some(),
+        (Seg::Key(k), Value::Object(m), Some(v)) => m.insert(k.clone(), v).is_none(),
         _ => false,
     }
+}
+
+/// How to go on after an error: drop the bad key, or stand in for a missing one.
+enum Fix {
+    Remove(Vec<Seg>),
+    Fill(Vec<Seg>),
 }
 
 /// Backticked words of a serde message: `unknown field `x`, expected one of `a`, `b``.
@@ -108,8 +169,8 @@ fn backticked(s: &str) -> Vec<&str> {
     s.split('`').skip(1).step_by(2).collect()
 }
 
-/// Turn a serde message into an issue, and the path to remove before reading again (`None`: stop).
-fn translate(message: &str, mut segs: Vec<Seg>, base: &str) -> (ConfigIssue, Option<Vec<Seg>>) {
+/// Turn a serde message into an issue, and how to change the tree before reading again.
+fn translate(message: &str, mut segs: Vec<Seg>, base: &str) -> (ConfigIssue, Fix) {
     if let Some(rest) = message.strip_prefix("unknown field ") {
         let words = backticked(rest);
         let field = words.first().copied().unwrap_or_default().to_owned();
@@ -121,7 +182,7 @@ fn translate(message: &str, mut segs: Vec<Seg>, base: &str) -> (ConfigIssue, Opt
         if !candidates.is_empty() {
             issue = issue.hint(choice_hint(&field, &candidates, "keys"));
         }
-        return (issue, Some(segs));
+        return (issue, Fix::Remove(segs));
     }
     if let Some(rest) = message.strip_prefix("unknown variant ") {
         let words = backticked(rest);
@@ -134,7 +195,7 @@ fn translate(message: &str, mut segs: Vec<Seg>, base: &str) -> (ConfigIssue, Opt
         };
         let issue = ConfigIssue::new(join(base, &segs), format!("unknown {what} `{value}`"))
             .hint(choice_hint(value, &candidates, "values"));
-        return (issue, Some(segs));
+        return (issue, Fix::Remove(segs));
     }
     if let Some(rest) = message.strip_prefix("missing field ") {
         let field = backticked(rest)
@@ -145,7 +206,7 @@ fn translate(message: &str, mut segs: Vec<Seg>, base: &str) -> (ConfigIssue, Opt
         segs.push(Seg::Key(field.clone()));
         return (
             ConfigIssue::new(join(base, &segs), format!("missing key `{field}`")),
-            None,
+            Fix::Fill(segs),
         );
     }
     let path = join(base, &segs);
@@ -159,7 +220,7 @@ fn translate(message: &str, mut segs: Vec<Seg>, base: &str) -> (ConfigIssue, Opt
                 found_text(found)
             ),
         );
-        return (issue, Some(segs));
+        return (issue, Fix::Remove(segs));
     }
     if let Some(rest) = message.strip_prefix("invalid value: ") {
         let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, "?"));
@@ -171,7 +232,7 @@ fn translate(message: &str, mut segs: Vec<Seg>, base: &str) -> (ConfigIssue, Opt
             _ => ConfigIssue::new(&path, format!("invalid value {}", found_text(found)))
                 .hint(format!("expected {}", friendly(expected))),
         };
-        return (issue, Some(segs));
+        return (issue, Fix::Remove(segs));
     }
     let issue = match message.split_once("; expected ") {
         Some((what, expected)) => {
@@ -179,7 +240,7 @@ fn translate(message: &str, mut segs: Vec<Seg>, base: &str) -> (ConfigIssue, Opt
         }
         None => ConfigIssue::new(&path, message),
     };
-    (issue, Some(segs))
+    (issue, Fix::Remove(segs))
 }
 
 fn range_of(expected: &str) -> Option<&'static str> {

@@ -241,23 +241,12 @@ fn check_top(c: &Config, issues: &mut Vec<ConfigIssue>) {
             ),
         ));
     }
-    if m.host.trim().is_empty() {
-        issues.push(issue("mqtt.host", "is empty", None));
-    }
-    if m.port == 0 {
-        issues.push(issue(
-            "mqtt.port",
-            "0 is out of range",
-            Some("valid: 1–65535".into()),
-        ));
-    }
-    if m.client_id.trim().is_empty() {
-        issues.push(issue(
-            "mqtt.client_id",
-            "is empty",
-            Some("a stable id keeps the broker session".into()),
-        ));
-    }
+    check_broker(
+        "mqtt",
+        (&m.host, m.port, &m.client_id),
+        m.tls.as_ref(),
+        issues,
+    );
     if m.keep_alive.as_millis() < 1000 {
         issues.push(issue(
             "mqtt.keep_alive",
@@ -279,22 +268,9 @@ fn check_top(c: &Config, issues: &mut Vec<ConfigIssue>) {
             Some("valid: 1KB or more".into()),
         ));
     }
-    check_tls("mqtt.tls", m.tls.as_ref(), issues);
     if let Some(input) = &m.input {
-        if input.host.trim().is_empty() {
-            issues.push(issue("mqtt.input.host", "is empty", None));
-        }
-        if input.port == 0 {
-            issues.push(issue(
-                "mqtt.input.port",
-                "0 is out of range",
-                Some("valid: 1–65535".into()),
-            ));
-        }
-        if input.client_id.trim().is_empty() {
-            issues.push(issue("mqtt.input.client_id", "is empty", None));
-        }
-        check_tls("mqtt.input.tls", input.tls.as_ref(), issues);
+        let endpoint = (input.host.as_str(), input.port, input.client_id.as_str());
+        check_broker("mqtt.input", endpoint, input.tls.as_ref(), issues);
     }
     let s = &c.storage;
     if s.path.as_os_str().is_empty() {
@@ -334,6 +310,33 @@ fn check_top(c: &Config, issues: &mut Vec<ConfigIssue>) {
             ));
         }
     }
+}
+
+/// Host, port, client id and TLS files of a broker connection under `base`.
+fn check_broker(
+    base: &str,
+    (host, port, client_id): (&str, u16, &str),
+    tls: Option<&TlsConfig>,
+    issues: &mut Vec<ConfigIssue>,
+) {
+    if host.trim().is_empty() {
+        issues.push(issue(format!("{base}.host"), "is empty", None));
+    }
+    if port == 0 {
+        issues.push(issue(
+            format!("{base}.port"),
+            "0 is out of range",
+            Some("valid: 1–65535".into()),
+        ));
+    }
+    if client_id.trim().is_empty() {
+        issues.push(issue(
+            format!("{base}.client_id"),
+            "is empty",
+            Some("a stable id keeps the broker session".into()),
+        ));
+    }
+    check_tls(&format!("{base}.tls"), tls, issues);
 }
 
 fn check_tls(path: &str, tls: Option<&TlsConfig>, issues: &mut Vec<ConfigIssue>) {
@@ -593,13 +596,27 @@ fn check_machine(
             for (role, sig) in &m.signals {
                 check_modbus_signal(role, sig, ctx);
             }
+            if m.signals.contains_key("state") {
+                check_numeric_state_codes(m, ctx);
+            }
         }
         (None, Some(mq)) => {
-            if let Some(why) = mq.topic.as_deref().and_then(filter_problem) {
-                ctx.push("source.mqtt.topic", why, None);
+            let bad_filter = mq.topic.as_deref().and_then(filter_problem);
+            if let Some(why) = &bad_filter {
+                ctx.push("source.mqtt.topic", why.clone(), None);
             }
             for (role, sig) in &m.signals {
                 check_mqtt_signal(role, sig, ctx);
+                let outer = mq.topic.as_deref().filter(|_| bad_filter.is_none());
+                if let (Some(outer), Some(topic)) = (outer, sig.topic.as_deref()) {
+                    if filter_problem(topic).is_none() && !filter_covers(outer, topic) {
+                        ctx.push(
+                            &format!("signals.{role}.topic"),
+                            format!("`{topic}` is outside the machine's subscription `{outer}`"),
+                            Some("widen `source.mqtt.topic` or leave it out".into()),
+                        );
+                    }
+                }
             }
         }
     }
@@ -621,6 +638,35 @@ fn check_machine(
             Some("map each code to running, stopped, setup, planned_stop or unknown".into()),
         );
     }
+}
+
+/// A Modbus `state` register gives numbers: a code such as `RUN` could never match.
+fn check_numeric_state_codes(m: &MachineConfig, ctx: &mut Ctx<'_>) {
+    for code in m.state_codes.keys() {
+        if code.trim().parse::<f64>().is_err() {
+            ctx.push(
+                &format!("state_codes.{code}"),
+                format!("`{code}` can never match: a Modbus `state` register gives numbers"),
+                Some("use the numeric codes the PLC writes".into()),
+            );
+        }
+    }
+}
+
+/// True when every topic matched by filter `inner` is matched by filter `outer`.
+fn filter_covers(outer: &str, inner: &str) -> bool {
+    let outer: Vec<&str> = outer.split('/').collect();
+    let inner: Vec<&str> = inner.split('/').collect();
+    for (i, o) in outer.iter().enumerate() {
+        match (*o, inner.get(i).copied()) {
+            ("#", _) => return true,
+            (_, None) | (_, Some("#")) => return false,
+            ("+", Some(_)) => {}
+            (lit, Some(seg)) if lit == seg && seg != "+" => {}
+            _ => return false,
+        }
+    }
+    outer.len() == inner.len()
 }
 
 fn check_modbus_source(mb: &ModbusSource, ctx: &mut Ctx<'_>) {
@@ -758,22 +804,26 @@ fn check_scale_rollover(role: &str, sig: &SignalConfig, ctx: &mut Ctx<'_>) {
     }
 }
 
+/// Keys of the other source kind set on a signal (`topic` on a Modbus machine).
+fn reject_foreign_keys(p: &str, keys: &[(&str, bool)], what: &str, reads: &str, ctx: &mut Ctx<'_>) {
+    for (key, _) in keys.iter().filter(|(_, set)| *set) {
+        ctx.push(
+            &format!("{p}.{key}"),
+            format!("`{key}` is {what}, but this machine reads {reads}"),
+            None,
+        );
+    }
+}
+
 fn check_modbus_signal(role: &str, sig: &SignalConfig, ctx: &mut Ctx<'_>) {
     let p = format!("signals.{role}");
-    for (key, set) in [
+    let mqtt_keys = [
         ("topic", sig.topic.is_some()),
         ("json", sig.json.is_some()),
         ("timestamp", sig.timestamp.is_some()),
         ("map", !sig.map.is_empty()),
-    ] {
-        if set {
-            ctx.push(
-                &format!("{p}.{key}"),
-                format!("`{key}` is an MQTT key, but this machine reads Modbus"),
-                None,
-            );
-        }
-    }
+    ];
+    reject_foreign_keys(&p, &mqtt_keys, "an MQTT key", "Modbus", ctx);
     check_scale_rollover(role, sig, ctx);
     let Some(kind) = sig.register else {
         ctx.push(
@@ -792,6 +842,17 @@ fn check_modbus_signal(role: &str, sig: &SignalConfig, ctx: &mut Ctx<'_>) {
         return;
     };
     let t = sig.effective_type().unwrap_or(DataType::U16);
+    if t == DataType::Bool && role.parse::<Signal>().is_ok_and(Signal::is_counter) {
+        ctx.push(
+            &format!("{p}.register"),
+            format!(
+                "a counter cannot be read from a single bit ({})",
+                kind_name(kind)
+            ),
+            Some("read a holding or input register with an integer type (u16, u32, …)".into()),
+        );
+        return;
+    }
     if kind.is_bit() {
         if t != DataType::Bool {
             ctx.push(
@@ -885,7 +946,7 @@ fn check_modbus_signal(role: &str, sig: &SignalConfig, ctx: &mut Ctx<'_>) {
 
 fn check_mqtt_signal(role: &str, sig: &SignalConfig, ctx: &mut Ctx<'_>) {
     let p = format!("signals.{role}");
-    for (key, set) in [
+    let modbus_keys = [
         ("register", sig.register.is_some()),
         ("address", sig.address.is_some()),
         ("type", sig.data_type.is_some()),
@@ -893,15 +954,8 @@ fn check_mqtt_signal(role: &str, sig: &SignalConfig, ctx: &mut Ctx<'_>) {
         ("byte_order", sig.byte_order.is_some()),
         ("order", sig.order.is_some()),
         ("bit", sig.bit.is_some()),
-    ] {
-        if set {
-            ctx.push(
-                &format!("{p}.{key}"),
-                format!("`{key}` is a Modbus key, but this machine reads MQTT"),
-                None,
-            );
-        }
-    }
+    ];
+    reject_foreign_keys(&p, &modbus_keys, "a Modbus key", "MQTT", ctx);
     check_scale_rollover(role, sig, ctx);
     match &sig.topic {
         None => ctx.push(
@@ -1026,7 +1080,7 @@ impl Registers {
             let (Some(kind), Some(address)) = (sig.register, sig.address) else {
                 continue;
             };
-            let last = address + u32::from(sig.width()) - 1;
+            let last = address.saturating_add(u32::from(sig.width()) - 1);
             if last > 65535 || sig.bit.is_some_and(|b| b > 15) {
                 continue;
             }
@@ -1081,6 +1135,18 @@ mod tests {
         for bad in ["count", "$..a", "$.a[x]", "$[", "/a~2"] {
             assert!(json_path_problem(bad).is_some(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_subscription_covers_the_topics_it_matches() {
+        assert!(filter_covers("plant/lathe2/#", "plant/lathe2/counter"));
+        assert!(filter_covers("plant/+/counter", "plant/lathe2/counter"));
+        assert!(filter_covers("plant/#", "plant/+/x"));
+        assert!(filter_covers("plant/lathe2/#", "plant/lathe2"));
+        assert!(!filter_covers("plant/lathe2/#", "plant/lathe3/counter"));
+        assert!(!filter_covers("plant/lathe2/counter", "plant/lathe2/#"));
+        assert!(!filter_covers("plant/lathe2", "plant/+"));
+        assert!(!filter_covers("plant/+", "plant/a/b"));
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! YAML text → a JSON value tree, keeping map keys exactly as written (`A`, `B`, `1`) and syntax error positions.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Number, Value};
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
 use yaml_rust2::{Yaml, YamlLoader};
 
 use super::error::ConfigIssue;
@@ -93,6 +97,104 @@ fn to_json(y: &Yaml, path: &str) -> Result<Value, ConfigIssue> {
     })
 }
 
+/// Line (1-based) where each key path starts in `text`: `machines[0].signals.total_count` → 14.
+/// Empty when the text does not parse.
+pub fn key_lines(text: &str) -> HashMap<String, usize> {
+    let mut recorder = LineRecorder::default();
+    let mut parser = Parser::new_from_str(text);
+    if parser.load(&mut recorder, false).is_err() {
+        return HashMap::new();
+    }
+    recorder.lines
+}
+
+/// The line of `path`, or of its nearest ancestor that is in the file.
+pub fn line_of(lines: &HashMap<String, usize>, path: &str) -> Option<usize> {
+    let mut p = path;
+    loop {
+        if let Some(line) = lines.get(p) {
+            return Some(*line);
+        }
+        p = &p[..p.rfind(['.', '['])?];
+    }
+}
+
+enum Frame {
+    Map { path: String, key: Option<String> },
+    Seq { path: String, next: usize },
+}
+
+#[derive(Default)]
+struct LineRecorder {
+    stack: Vec<Frame>,
+    lines: HashMap<String, usize>,
+}
+
+impl LineRecorder {
+    /// A scalar in key position: record the key's line. False when the scalar is a value.
+    fn take_key(&mut self, scalar: &str, mark: Marker) -> bool {
+        let Some(Frame::Map {
+            path,
+            key: key @ None,
+        }) = self.stack.last_mut()
+        else {
+            return false;
+        };
+        let full = join(path, scalar);
+        *key = Some(scalar.to_owned());
+        self.lines.entry(full).or_insert(mark.line());
+        true
+    }
+
+    /// A value starts: its path (recording list items' lines).
+    fn value_at(&mut self, mark: Marker) -> String {
+        match self.stack.last_mut() {
+            Some(Frame::Map { path, key }) => match key.take() {
+                Some(k) => join(path, &k),
+                None => path.clone(),
+            },
+            Some(Frame::Seq { path, next }) => {
+                let full = format!("{path}[{next}]");
+                *next += 1;
+                self.lines.entry(full.clone()).or_insert(mark.line());
+                full
+            }
+            None => String::new(),
+        }
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+impl MarkedEventReceiver for LineRecorder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        match ev {
+            Event::Scalar(v, ..) if self.take_key(&v, mark) => {}
+            Event::Scalar(..) | Event::Alias(_) => {
+                self.value_at(mark);
+            }
+            Event::MappingStart(..) => {
+                let path = self.value_at(mark);
+                self.stack.push(Frame::Map { path, key: None });
+            }
+            Event::SequenceStart(..) => {
+                let path = self.value_at(mark);
+                self.stack.push(Frame::Seq { path, next: 0 });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.stack.pop();
+            }
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +215,22 @@ mod tests {
             e.message.starts_with("YAML syntax error at line 3, column"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn key_paths_map_to_their_lines() {
+        let text = "site: a\nmachines:\n  - id: m\n    signals:\n      total_count: { register: holding, address: 7 }\n  - id: n\n    state_codes: {1: running}\n";
+        let lines = key_lines(text);
+        assert_eq!(lines.get("site"), Some(&1));
+        assert_eq!(lines.get("machines[0]"), Some(&3));
+        assert_eq!(
+            lines.get("machines[0].signals.total_count.address"),
+            Some(&5)
+        );
+        assert_eq!(lines.get("machines[1].state_codes.1"), Some(&7));
+        assert_eq!(line_of(&lines, "machines[1].state_codes.1.x"), Some(7));
+        assert_eq!(line_of(&lines, "machines[1].line"), Some(6));
+        assert_eq!(line_of(&lines, "timezone"), None);
     }
 
     #[test]

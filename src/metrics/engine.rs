@@ -1,19 +1,40 @@
 //! The engine: samples in, state changes, closed hour/shift/day summaries and stop events out.
 //!
-//! Conventions (DESIGN.md §3, checked by the reference scenarios):
-//! - time is split by state; only *scheduled* time (inside a shift, outside its breaks) is planned,
-//!   minus planned stops and unknown time; with no shift configured every hour is scheduled (24/7);
-//! - a counter delta observed at `t` belongs to the window with `start < t ≤ end`, and counts only when
-//!   `t` lies in a shift (breaks included; anywhere when no shift is configured);
-//! - a stop is *small* when its full span is under `small_stop_threshold`; a small stop is run time; other
-//!   stops are downtime, counted once in the window holding their first scheduled instant; stops with no
-//!   scheduled time at all (inside a break, outside shifts) are neither counted nor published;
-//! - a window closes once every sample up to its end was applied and the state through its end is known:
-//!   a stop in progress is classified once it ends or reaches the threshold, a parts-only machine once a
-//!   part arrives or `stop_after` passes (so live windows may close up to that much late);
-//! - hour and day windows are emitted only when they overlap a shift (always when no shift is configured).
+//! Conventions (DESIGN.md §3; the reference scenarios check them), all in integer milliseconds:
+//! - **Time.** The state in force from one state sample to the next is the machine's state over that span.
+//!   Only *scheduled* time counts: inside a shift and outside its breaks (with no shift configured, every
+//!   hour is scheduled, 24/7). planned = scheduled − planned stops − unknown; run = planned − downtime − setup.
+//!   Before a machine's first sample, after a `null` state and while the agent was down (`mark_down`), the
+//!   state is unknown.
+//! - **Parts.** A counter delta observed at `t` belongs to the window with `start < t ≤ end` (the delta at
+//!   14:00:00 counts in the shift ending at 14:00) and counts only when `t` lies in a shift (breaks
+//!   included; anywhere with no shift configured), so hours add up to their shift. It is attributed to the
+//!   product in production just before `t` (a product change stamped `t` applies to later deltas). With
+//!   total and reject given, good = total − reject per window, 0 if rejects outrun totals in that window.
+//! - **Stops.** A stop is *small* when its full span (start to the next state) is under
+//!   `small_stop_threshold`: its scheduled time is run time, counted in `small_stop_count/_time_s`. Other
+//!   unplanned stops are downtime, counted once (`downtime_count`) in the window holding their first
+//!   scheduled instant. A stop is split by time over the windows it crosses and published once, when it
+//!   ends, with its full span. Stops without any scheduled time (wholly inside a break or outside shifts)
+//!   are neither counted nor published. Setup and planned stops are published too (never small). A reason
+//!   code reported during the stop, or in the same poll as its start, is attached (last one wins).
+//! - **Closing.** A window closes once every sample up to its end was applied (reorder window passed) and
+//!   the state through its end is known: a stop in progress waits until it ends or reaches the threshold, a
+//!   parts-only machine until a part arrives or `stop_after` passes. Live windows may therefore close up to
+//!   `small_stop_threshold` (or `stop_after`) late; their figures are the same as in a replay.
+//!   `close_until` (end of a replay) closes regardless: a stop still in progress is classified by its span
+//!   so far.
+//! - **Windows.** Hours are local clock hours; days local calendar days (23 h or 25 h over DST); shifts as
+//!   configured, local times resolved with jiff's compatible disambiguation. Hour and day windows are
+//!   emitted only when they overlap a shift (always with no shift configured).
+//! - **Cycles.** `avg_cycle_time_s` = run / parts. A single cycle is observed when two consecutive part
+//!   increments are both steps of one, with the machine running and the product unchanged in between; its
+//!   time is the time between the two increments. p50/p90 are nearest-rank percentiles.
+//! - **Counters.** A drop with a known width (`rollover:` or an unsigned register type) is a rollover, else
+//!   a reset counting from 0; both are flagged on the window and logged. After `null`, a restart or
+//!   `mark_down`, the next value is a new baseline (parts made meanwhile are not counted).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
@@ -84,7 +105,13 @@ struct MachineRt {
     reason: Option<(u32, i64)>,
     stop: Option<StopTrack>,
     last_inc: Option<(i64, bool)>,
-    slots: [Option<OpenWindow>; 3],
+    /// Windows per slot (hour, shift, day), oldest first: the last one reaches the present, older ones
+    /// wait for the state through their end to be known.
+    slots: [VecDeque<OpenWindow>; 3],
+    /// End of the newest window pushed per slot.
+    last_end: [i64; 3],
+    /// No shift instance starts before this time (the calendar was searched up to it).
+    shift_horizon: i64,
 }
 
 impl MachineRt {
@@ -107,7 +134,9 @@ impl MachineRt {
             reason: None,
             stop: None,
             last_inc: None,
-            slots: [None, None, None],
+            slots: [VecDeque::new(), VecDeque::new(), VecDeque::new()],
+            last_end: [i64::MIN; 3],
+            shift_horizon: i64::MIN,
         }
     }
 }
@@ -119,6 +148,8 @@ pub struct EngineSnapshot {
     pub version: u32,
     machines: Vec<(String, MachineRt)>,
     pending_out: Vec<Output>,
+    #[serde(default)]
+    last_now: Option<i64>,
 }
 
 /// Identity hasher for pointer keys.
@@ -155,6 +186,8 @@ pub struct Engine {
     by_name: FastMap<Box<str>, u32>,
     rts: Vec<MachineRt>,
     pending_out: Vec<Output>,
+    /// `now` of the last tick (live runs): samples stamped far beyond it are refused.
+    last_now: Option<i64>,
 }
 
 impl Engine {
@@ -189,6 +222,7 @@ impl Engine {
             by_ptr,
             by_name,
             pending_out: Vec::new(),
+            last_now: None,
         })
     }
 
@@ -207,6 +241,7 @@ impl Engine {
             }
         }
         e.pending_out = snap.pending_out;
+        e.last_now = snap.last_now;
         Ok(e)
     }
 
@@ -221,6 +256,7 @@ impl Engine {
                 .map(|(s, r)| (s.id.clone(), r.clone()))
                 .collect(),
             pending_out: self.pending_out.clone(),
+            last_now: self.last_now,
         }
     }
 
@@ -266,7 +302,17 @@ impl Engine {
             return Ingested::UnknownMachine;
         };
         let ts = sample.ts.as_millisecond();
+        let future = self
+            .last_now
+            .is_some_and(|n| ts > n.saturating_add(FUTURE_TOLERANCE_MS));
         let (ctx, rt) = self.split(i);
+        if future {
+            rt.late += 1;
+            if rt.late == 1 || rt.late.is_power_of_two() {
+                warn!(machine = %ctx.spec.id, ts = %sample.ts, "sample stamped too far ahead of the clock: dropped");
+            }
+            return Ingested::Late;
+        }
         let val = rt
             .model
             .decode(ctx.spec, sample.signal, sample.value.as_ref());
@@ -308,16 +354,19 @@ impl Engine {
     pub fn tick(&mut self, now: Timestamp, out: &mut Vec<Output>) {
         out.append(&mut self.pending_out);
         let now = now.as_millisecond();
+        self.last_now = Some(self.last_now.map_or(now, |n| n.max(now)));
         for i in 0..self.rts.len() {
             let (ctx, rt) = self.split(i);
             let wm = now.saturating_sub(ctx.params.reorder_ms);
             if wm > rt.wm {
                 rt.wm = wm;
             }
-            if !rt.started {
-                rt.init(&ctx, rt.wm);
-            }
             let wm = rt.wm;
+            rt.release(&ctx, wm, out);
+            if !rt.started && rt.buffer.is_empty() {
+                // A machine not heard from yet: its windows open now, unknown until it speaks.
+                rt.init(&ctx, wm);
+            }
             rt.release(&ctx, wm, out);
             rt.advance(&ctx, wm, out);
         }
@@ -396,6 +445,13 @@ impl Engine {
 /// Version of `EngineSnapshot`.
 pub const SNAPSHOT_VERSION: u32 = 1;
 
+/// Live runs: samples stamped more than this ahead of the last tick's `now` are dropped (a device clock
+/// far ahead would otherwise push the machine's reorder watermark into the future).
+const FUTURE_TOLERANCE_MS: i64 = 5 * 60_000;
+
+/// How far the calendar is searched for the next shift before giving up for that long.
+const SHIFT_HORIZON_MS: i64 = 400 * 86_400_000;
+
 struct Ctx<'a> {
     cal: &'a Calendar,
     params: &'a Params,
@@ -434,17 +490,50 @@ impl MachineRt {
         self.started = true;
         let (hs, he) = ctx.cal.hour_window(t);
         let (ds, de) = ctx.cal.day_window(t);
-        self.slots[HOUR] = Some(OpenWindow::new(WindowKind::Hour, hs, he));
-        self.slots[DAY] = Some(OpenWindow::new(WindowKind::Day, ds, de));
+        self.slots[HOUR].push_back(OpenWindow::new(WindowKind::Hour, hs, he));
+        self.slots[DAY].push_back(OpenWindow::new(WindowKind::Day, ds, de));
+        self.last_end = [he, i64::MIN, de];
         let mut first = hs.min(ds);
-        self.slots[SHIFT] = ctx.cal.shift_at_or_after(t).map(|i| {
-            first = first.min(i.start.min(t));
-            shift_window(i)
-        });
+        match ctx.cal.shift_at_or_after(t) {
+            Some(i) => {
+                first = first.min(i.start.min(t));
+                self.last_end[SHIFT] = i.end;
+                self.slots[SHIFT].push_back(shift_window(i));
+            }
+            None => self.shift_horizon = t.saturating_add(SHIFT_HORIZON_MS),
+        }
         self.acc_until = first;
         self.since = first;
         self.state = StateCategory::Unknown;
         self.prev_state = StateCategory::Unknown;
+    }
+
+    /// Open windows so that every slot has one containing `t` (`start < t ≤ end`).
+    fn ensure(&mut self, ctx: &Ctx<'_>, t: i64) {
+        while self.last_end[HOUR] < t {
+            let (s, e) = ctx.cal.next_hour(self.last_end[HOUR]);
+            self.slots[HOUR].push_back(OpenWindow::new(WindowKind::Hour, s, e));
+            self.last_end[HOUR] = e;
+        }
+        while self.last_end[DAY] < t {
+            let s = self.last_end[DAY];
+            let e = ctx.cal.day_window(s).1.max(s + 1);
+            self.slots[DAY].push_back(OpenWindow::new(WindowKind::Day, s, e));
+            self.last_end[DAY] = e;
+        }
+        if ctx.cal.all_day() {
+            return;
+        }
+        while self.last_end[SHIFT] < t && self.shift_horizon < t {
+            let from = self.last_end[SHIFT].max(self.shift_horizon);
+            match ctx.cal.next_shift(from) {
+                Some(i) => {
+                    self.last_end[SHIFT] = i.end;
+                    self.slots[SHIFT].push_back(shift_window(i));
+                }
+                None => self.shift_horizon = from.saturating_add(SHIFT_HORIZON_MS),
+            }
+        }
     }
 
     /// Apply buffered items older than `before`, in time order.
@@ -478,6 +567,7 @@ impl MachineRt {
             self.on_event(ctx, e, out);
         }
         self.classify_due(ctx, now);
+        self.ensure(ctx, now);
         let settled = self.model.settled_until(ctx.spec, now);
         while let Some((k, end)) = self.next_close() {
             if end >= now || end > settled {
@@ -506,6 +596,7 @@ impl MachineRt {
                 self.classify(big);
             }
         }
+        self.ensure(ctx, until);
         while let Some((k, end)) = self.next_close() {
             if end > until {
                 break;
@@ -514,10 +605,11 @@ impl MachineRt {
         }
     }
 
+    /// The slot whose oldest window ends first.
     fn next_close(&self) -> Option<(usize, i64)> {
         let mut best: Option<(usize, i64)> = None;
-        for (k, w) in self.slots.iter().enumerate() {
-            if let Some(w) = w {
+        for (k, q) in self.slots.iter().enumerate() {
+            if let Some(w) = q.front() {
                 if best.is_none_or(|(_, e)| w.end < e) {
                     best = Some((k, w.end));
                 }
@@ -527,11 +619,11 @@ impl MachineRt {
     }
 
     fn close(&mut self, ctx: &Ctx<'_>, k: usize, out: &mut Vec<Output>) {
-        let Some(end) = self.slots[k].as_ref().map(|w| w.end) else {
+        let Some(end) = self.slots[k].front().map(|w| w.end) else {
             return;
         };
         self.account(ctx, end);
-        let Some(w) = self.slots[k].take() else {
+        let Some(w) = self.slots[k].pop_front() else {
             return;
         };
         if k == SHIFT || ctx.cal.all_day() || w.acc.shift_ms > 0 {
@@ -543,17 +635,6 @@ impl MachineRt {
             };
             out.push(Output::Summary(finalize(&w, w.kind, w.end, &info)));
         }
-        self.slots[k] = match k {
-            HOUR => {
-                let (s, e) = ctx.cal.next_hour(end);
-                Some(OpenWindow::new(WindowKind::Hour, s, e))
-            }
-            DAY => {
-                let (_, e) = ctx.cal.day_window(end);
-                Some(OpenWindow::new(WindowKind::Day, end, e.max(end + 1)))
-            }
-            _ => ctx.cal.next_shift(end).map(shift_window),
-        };
     }
 
     fn classify_due(&mut self, ctx: &Ctx<'_>, now: i64) {
@@ -588,45 +669,49 @@ impl MachineRt {
         if t <= a {
             return;
         }
+        self.ensure(ctx, t);
         self.acc_until = t;
         let all_day = ctx.cal.all_day();
-        let mut parts = [(0i64, 0i64); 3];
-        let mut shift_name: Option<&str> = None;
-        {
-            let inst = self.slots[SHIFT].as_ref();
-            let sched = |x: i64, y: i64| -> (i64, i64) {
-                if all_day {
-                    (y - x, y - x)
-                } else if let Some(w) = inst {
-                    overlap(w, x, y)
-                } else {
-                    (0, 0)
-                }
-            };
-            for (k, slot) in self.slots.iter().enumerate() {
-                if let Some(w) = slot {
-                    let x = a.max(w.start);
-                    let y = t.min(w.end);
-                    if y > x {
-                        parts[k] = sched(x, y);
-                    }
+        let shifts = &self.slots[SHIFT];
+        // (scheduled, in-shift) ms of [x, y) and the name of a shift it touches.
+        let sched = |x: i64, y: i64| -> (i64, i64, Option<&str>) {
+            if all_day {
+                return (y - x, y - x, None);
+            }
+            let mut r = (0, 0, None);
+            for w in shifts {
+                let (s, i) = overlap(w, x, y);
+                if i > 0 {
+                    r.0 += s;
+                    r.1 += i;
+                    r.2 = r.2.or(w.shift.as_deref());
                 }
             }
-            if let Some(s) = self.stop.as_mut() {
-                s.sched_ms += sched(a, t).0 as u64;
-            }
-            if parts.iter().any(|p| p.1 > 0) {
-                shift_name = inst.and_then(|w| w.shift.as_deref());
+            r
+        };
+        if let Some(s) = self.stop.as_mut() {
+            s.sched_ms += sched(a, t).0 as u64;
+        }
+        let mut parts: Vec<(usize, usize, i64, i64, Option<String>)> = Vec::new();
+        for (k, q) in self.slots.iter().enumerate() {
+            for (j, w) in q.iter().enumerate() {
+                let x = a.max(w.start);
+                let y = t.min(w.end);
+                if y > x {
+                    let (s, i, name) = sched(x, y);
+                    let name = (k == HOUR && i > 0 && w.shift.is_none())
+                        .then(|| name.map(str::to_owned))
+                        .flatten();
+                    parts.push((k, j, s, i, name));
+                }
             }
         }
-        let shift_name = shift_name.map(str::to_owned);
-        for (k, slot) in self.slots.iter_mut().enumerate() {
-            let Some(w) = slot else { continue };
-            let (sched, in_shift) = parts[k];
+        for (k, j, sched, in_shift, name) in parts {
+            let w = &mut self.slots[k][j];
             if in_shift > 0 {
                 w.acc.shift_ms += in_shift as u64;
-                if k == HOUR && w.shift.is_none() {
-                    w.shift.clone_from(&shift_name);
+                if name.is_some() {
+                    w.shift = name;
                 }
             }
             if sched > 0 {
@@ -752,10 +837,11 @@ impl MachineRt {
             _ => 0,
         };
         let parts = step.parts();
+        self.ensure(ctx, at);
         let in_shift = ctx.cal.all_day()
             || self.slots[SHIFT]
-                .as_ref()
-                .is_some_and(|w| w.start < at && at <= w.end);
+                .iter()
+                .any(|w| w.start < at && at <= w.end);
         let product = if at <= self.product_since {
             self.prev_product
         } else {
@@ -800,10 +886,10 @@ impl MachineRt {
             return None;
         }
         let k = if ctx.cal.all_day() { DAY } else { SHIFT };
-        let w = self.slots[k].as_ref()?;
-        if w.start > now {
-            return None;
-        }
+        let w = self.slots[k]
+            .iter()
+            .rev()
+            .find(|w| w.start <= now && (now <= w.end || k == DAY))?;
         let mut w = w.clone();
         let mut stop = self.stop.clone();
         if let Some(s) = stop.as_mut() {

@@ -3,3 +3,4 @@
 #[cfg(feature = "embedded-broker")]
 pub mod broker;
 pub mod message;
+pub mod publisher;
