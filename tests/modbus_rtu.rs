@@ -132,3 +132,35 @@ async fn two_units_on_one_rtu_bus_are_polled_in_turn() {
     assert!(log.iter().all(|(_, fc)| (1..=4).contains(fc)));
     assert_eq!(stats.total().failures, 0);
 }
+
+#[tokio::test]
+async fn a_mute_unit_on_the_bus_does_not_corrupt_its_neighbours() {
+    let pty = pty_pair();
+    let map = MapServer::new(BTreeMap::from([
+        (1, unit(1, 11, true)),
+        (3, unit(3, 33, false)),
+    ]));
+    map.silent.lock().unwrap().insert(3);
+    let port = tokio_serial::SerialStream::open(&tokio_serial::new(pty.b.as_str(), 38400))
+        .expect("open the server end of the pty");
+    let server = tokio::spawn(
+        tokio_modbus::server::rtu::Server::new(port).serve_forever(MapService(map.clone())),
+    );
+    let mut agent = start(vec![
+        rtu_machine("rtu-1", &pty.a, 1),
+        rtu_machine("rtu-3", &pty.a, 3),
+    ]);
+    let got = collect_for(&mut agent.rx, Duration::from_millis(2500)).await;
+    agent.stop().await;
+    server.abort();
+    let of = |m: &'static str| got.iter().filter(move |s| &*s.machine == m);
+    let good: Vec<_> = of("rtu-1")
+        .filter(|s| s.signal == Signal::TotalCount)
+        .collect();
+    assert!(good.len() >= 8, "rtu-1 kept polling: {}", good.len());
+    assert!(
+        good.iter().all(|s| s.value == Some(Value::Int(11))),
+        "no stray frame is decoded as rtu-1's: {good:?}"
+    );
+    assert!(of("rtu-3").count() >= 1 && of("rtu-3").all(|s| s.value.is_none()));
+}

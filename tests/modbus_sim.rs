@@ -89,3 +89,32 @@ fn demo_config_is_what_print_config_gives_for_five_machines() {
         "regenerate with `shopfloor-agent simulate --machines 5 --port 5020 --print-config > config/demo.yaml`"
     );
 }
+
+#[test]
+fn simulate_print_config_cli_prints_the_demo_config() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shopfloor-agent"))
+        .args([
+            "simulate",
+            "--machines",
+            "5",
+            "--port",
+            "5020",
+            "--print-config",
+        ])
+        .output()
+        .expect("run the binary");
+    assert!(out.status.success(), "{out:?}");
+    let file = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/demo.yaml"))
+        .expect("config/demo.yaml");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), file);
+}
+
+#[test]
+fn simulate_refuses_zero_machines() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shopfloor-agent"))
+        .args(["simulate", "--machines", "0", "--port", "0"])
+        .output()
+        .expect("run the binary");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--machines"));
+}

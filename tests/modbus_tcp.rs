@@ -258,8 +258,31 @@ async fn a_device_that_never_answers_goes_null_once_after_fail_after() {
     agent.stop().await;
 }
 
-#[tokio::test]
+/// Log lines captured from the current thread's subscriber.
+#[derive(Clone, Default)]
+struct LogBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// Current-thread runtime: the spawned polling task logs through this thread's subscriber.
+#[tokio::test(flavor = "current_thread")]
 async fn a_device_that_disappears_and_comes_back_recovers() {
+    let logs = LogBuf::default();
+    let writer = logs.clone();
+    let _log = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish(),
+    );
     let (l, addr) = listener().await;
     let mut t = Tables::default();
     t.holding.insert(0, 3);
@@ -294,11 +317,19 @@ async fn a_device_that_disappears_and_comes_back_recovers() {
         back.iter().any(|x| x.value == Some(Value::Int(3))),
         "valid values return after the device comes back"
     );
+    let _ = collect_for(&mut agent.rx, Duration::from_millis(300)).await;
     agent.stop().await;
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        text.matches("poll recovered").count(),
+        1,
+        "recovery is logged once:\n{text}"
+    );
+    assert!(text.contains("device=flaky"), "{text}");
 }
 
 #[tokio::test]
-async fn a_dead_device_does_not_slow_five_healthy_ones() {
+async fn dead_devices_do_not_slow_five_healthy_ones() {
     let mut t = Tables::default();
     t.holding.insert(0, 1);
     let map = MapServer::new(BTreeMap::from([(1, t)]));
@@ -328,6 +359,15 @@ async fn a_dead_device_does_not_slow_five_healthy_ones() {
     );
     dead["source"]["modbus"]["timeout"] = json!("1s");
     machines.push(dead);
+    // And one on a closed port (connection refused).
+    let closed_port = listener().await.1.port();
+    machines.push(machine(
+        "refused",
+        closed_port,
+        1,
+        "100ms",
+        json!({"state": {"register": "holding", "address": 0}}),
+    ));
     let mut agent = start(machines);
     // Let every task get going, then count over a bounded window.
     let _ = collect_for(&mut agent.rx, Duration::from_millis(300)).await;

@@ -322,6 +322,30 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn integers_and_doubles_round_trip_in_every_order(
+            u in proptest::num::u32::ANY,
+            i in proptest::num::i64::ANY,
+            f in proptest::num::f64::NORMAL,
+            k in 0usize..4,
+        ) {
+            let order = ["ABCD", "CDAB", "BADC", "DCBA"][k];
+            proptest::prop_assert_eq!(
+                dec(DataType::U32, order).decode_words(&regs(&u.to_be_bytes(), order)),
+                Some(Value::Int(i64::from(u)))
+            );
+            proptest::prop_assert_eq!(
+                dec(DataType::I64, order).decode_words(&regs(&i.to_be_bytes(), order)),
+                Some(Value::Int(i))
+            );
+            proptest::prop_assert_eq!(
+                dec(DataType::F64, order).decode_words(&regs(&f.to_be_bytes(), order)),
+                Some(Value::Float(f))
+            );
+        }
+    }
+
     #[test]
     fn a_coil_with_a_numeric_type_is_refused() {
         let sig = SignalConfig {

@@ -322,6 +322,37 @@ mod tests {
         assert_eq!((r[0].start, r[0].count), (5, 1));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn every_signal_lies_whole_inside_one_read_within_limits(
+            sigs in proptest::collection::vec((0u16..4, 0u16..3000, 0usize..4), 1..120),
+            max_gap in 0u16..40,
+        ) {
+            let kinds = [RegisterKind::Coil, RegisterKind::Discrete, RegisterKind::Holding, RegisterKind::Input];
+            let types = [DataType::U16, DataType::U32, DataType::U64, DataType::F32];
+            let s: Vec<SignalSpec> = sigs
+                .iter()
+                .map(|&(k, a, t)| {
+                    let kind = kinds[usize::from(k)];
+                    spec(kind, a, if kind.is_bit() { DataType::Bool } else { types[t] })
+                })
+                .collect();
+            let reads = coalesce(&s, max_gap);
+            let mut seen = vec![0; s.len()];
+            for r in &reads {
+                let limit = if r.kind.is_bit() { MAX_BITS } else { MAX_REGISTERS };
+                proptest::prop_assert!(r.count >= 1 && r.count <= limit);
+                for &i in &r.signals {
+                    seen[i] += 1;
+                    let (a, w) = (u32::from(s[i].address), u32::from(s[i].decoder.width()));
+                    proptest::prop_assert_eq!(s[i].decoder.kind, r.kind);
+                    proptest::prop_assert!(a >= u32::from(r.start) && a + w <= u32::from(r.start) + u32::from(r.count));
+                }
+            }
+            proptest::prop_assert!(seen.iter().all(|&n| n == 1));
+        }
+    }
+
     #[test]
     fn function_codes_follow_the_table() {
         let fc: Vec<u8> = [
