@@ -26,6 +26,25 @@ pub struct OutMessage {
     pub payload: Vec<u8>,
 }
 
+impl OutMessage {
+    /// A message whose payload is `payload` serialized as JSON (it should carry the same `msg_id`).
+    pub fn json(
+        topic: String,
+        qos: u8,
+        retain: bool,
+        msg_id: String,
+        payload: &serde_json::Value,
+    ) -> OutMessage {
+        OutMessage {
+            topic,
+            qos,
+            retain,
+            msg_id,
+            payload: payload.to_string().into_bytes(),
+        }
+    }
+}
+
 /// A closed summary as stored (the payload is the published JSON).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SummaryRecord {
