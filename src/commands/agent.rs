@@ -113,10 +113,15 @@ pub async fn run_agent(setup: AgentSetup, cancel: CancellationToken) -> anyhow::
     let mut journal: Vec<Sample> = Vec::with_capacity(BATCH);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut live_every = tokio::time::interval(cfg.live_interval.to_std().max(Duration::from_millis(100)));
+    let mut live_every =
+        tokio::time::interval(cfg.live_interval.to_std().max(Duration::from_millis(100)));
     live_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut snapshot_every =
-        tokio::time::interval(cfg.storage.snapshot_interval.to_std().max(Duration::from_secs(1)));
+    let mut snapshot_every = tokio::time::interval(
+        cfg.storage
+            .snapshot_interval
+            .to_std()
+            .max(Duration::from_secs(1)),
+    );
     snapshot_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     snapshot_every.tick().await;
     let mut size_every = tokio::time::interval(SIZE_CHECK_EVERY);
@@ -188,15 +193,8 @@ pub async fn run_agent(setup: AgentSetup, cancel: CancellationToken) -> anyhow::
     emit(&store, &site, &prefix, &mut outputs).await?;
     save_snapshot(&store, &engine).await?;
     info!("engine snapshot written; draining the outbox");
-    let deadline = tokio::time::Instant::now() + DRAIN_DEADLINE;
-    while tokio::time::Instant::now() < deadline {
-        if store.outbox_len().await.unwrap_or(0) == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let left = store.outbox_len().await.unwrap_or(0);
-    if left > 0 {
+    if !publisher::wait_drained(&store, DRAIN_DEADLINE).await? {
+        let left = store.outbox_len().await.unwrap_or(0);
         warn!(
             left,
             "outbox not fully drained before the deadline; it is kept for the next start"

@@ -85,9 +85,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<i32> {
     } else {
         0
     };
-    let broker = tokio::task::spawn_blocking(move || EmbeddedBroker::start("127.0.0.1", broker_port))
-        .await?
-        .context("cannot start the embedded MQTT broker")?;
+    let broker =
+        tokio::task::spawn_blocking(move || EmbeddedBroker::start("127.0.0.1", broker_port))
+            .await?
+            .context("cannot start the embedded MQTT broker")?;
 
     // 3. The agent on a temporary database.
     let dir = std::env::temp_dir().join(format!("shopfloor-demo-{}", std::process::id()));
@@ -95,7 +96,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<i32> {
     let db = dir.join("agent.db");
     let yaml = demo_yaml(&opts, sim_port, broker.port(), &db.display().to_string());
     let cfg = config::from_yaml_str(&yaml).map_err(|e| anyhow::anyhow!("demo config: {e}"))?;
-    println!("shopfloor-agent demo: {} simulated machines at {}x speed", opts.machines, opts.speed);
+    println!(
+        "shopfloor-agent demo: {} simulated machines at {}x speed",
+        opts.machines, opts.speed
+    );
     println!("  Modbus simulator : 127.0.0.1:{sim_port}");
     println!("  MQTT broker      : {}", broker.addr());
     println!(

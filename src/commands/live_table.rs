@@ -31,7 +31,13 @@ pub fn render(view: &LiveView, now: Timestamp) -> String {
                     .as_deref()
                     .map(|r| format!(", reason {r}"))
                     .unwrap_or_default();
-                format!("{} for {}m{:02}s{}", other.as_str(), secs / 60, secs % 60, reason)
+                format!(
+                    "{} for {}m{:02}s{}",
+                    other.as_str(),
+                    secs / 60,
+                    secs % 60,
+                    reason
+                )
             }
         };
         let _ = writeln!(

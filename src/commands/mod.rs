@@ -21,6 +21,8 @@ pub async fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Replay(args) => replay::run(&args),
         Command::Simulate(args) => simulate::run(args).await,
         #[cfg(not(feature = "embedded-broker"))]
-        Command::Demo(_) => anyhow::bail!("`demo` needs the `embedded-broker` feature (on by default)"),
+        Command::Demo(_) => {
+            anyhow::bail!("`demo` needs the `embedded-broker` feature (on by default)")
+        }
     }
 }

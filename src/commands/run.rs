@@ -16,10 +16,7 @@ pub async fn run(path: &Path) -> anyhow::Result<i32> {
     let cfg = match config::load(path) {
         Ok(c) => c,
         Err(errors) => {
-            eprintln!("{} error(s) in {}:", errors.len(), path.display());
-            for issue in errors.issues() {
-                eprintln!("  {issue}");
-            }
+            eprint!("{}", errors.report(path));
             return Ok(1);
         }
     };
