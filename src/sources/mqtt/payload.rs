@@ -529,6 +529,8 @@ mod tests {
         assert_eq!(decode(&c("/items/0/v"), doc), Ok(Some(Value::Int(3))));
         let p = decoder(Signal::Product, Some("$.a.b"));
         assert_eq!(decode(&p, doc), Ok(Some(Value::Text("x".into()))));
+        let dotted = decoder(Signal::TotalCount, Some("$['a.b']"));
+        assert_eq!(decode(&dotted, br#"{"a.b":3}"#), Ok(Some(Value::Int(3))));
         let root = decoder(Signal::TotalCount, Some("$"));
         assert_eq!(decode(&root, b"12"), Ok(Some(Value::Int(12))));
     }
