@@ -182,6 +182,7 @@ impl Session {
                 Ok(_) => {}
                 Err(e) => {
                     connected = false;
+                    self.stats.connection_error();
                     let delay = backoff.next_delay();
                     warn!(host = %broker.host, port = broker.port, error = %e,
                         attempt = backoff.attempts(), retry_in_ms = delay.as_millis() as u64,
