@@ -34,42 +34,28 @@ async fn run(mut cmd: Command) -> Output {
     out
 }
 
+/// `mosquitto_pub -h 127.0.0.1 -p PORT -q 1 -t TOPIC`, to complete.
+fn mosquitto_pub_cmd(port: u16, topic: &str) -> Command {
+    let mut c = Command::new("mosquitto_pub");
+    c.args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-q", "1", "-t", topic]);
+    c
+}
+
 /// `mosquitto_pub -q 1` of one payload.
 async fn mosquitto_pub(port: u16, topic: &str, payload: &str) {
-    let mut c = Command::new("mosquitto_pub");
-    c.args([
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "-q",
-        "1",
-        "-t",
-        topic,
-        "-m",
-        payload,
-    ]);
+    let mut c = mosquitto_pub_cmd(port, topic);
+    c.args(["-m", payload]);
     run(c).await;
 }
 
 /// `mosquitto_pub -q 1 -l`: `{"n": i}` for every i in `range`, one message per line.
 async fn mosquitto_pub_numbers(port: u16, topic: &str, range: std::ops::RangeInclusive<i64>) {
     let lines: String = range.map(|i| format!("{{\"n\": {i}}}\n")).collect();
-    let port = port.to_string();
-    let topic = topic.to_owned();
+    let mut cmd = mosquitto_pub_cmd(port, topic);
+    cmd.arg("-l");
     tokio::task::spawn_blocking(move || {
-        let mut child = Command::new("mosquitto_pub")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-q",
-                "1",
-                "-t",
-                &topic,
-                "-l",
-            ])
+        let mut child = cmd
             .stdin(Stdio::piped())
             .spawn()
             .expect("mosquitto_pub on PATH");
@@ -447,18 +433,8 @@ async fn tls_with_password_file_connects_and_a_wrong_password_does_not() {
     let intruder = Agent::start(tls_config("tls-wrong", "wrong.pw"));
     let mut agent = Agent::start(tls_config("tls-agent", "agent.pw"));
     agent.wait_subscribed().await;
-    let mut publish = Command::new("mosquitto_pub");
+    let mut publish = mosquitto_pub_cmd(port, "tls/count");
     publish
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-q",
-            "1",
-            "-t",
-            "tls/count",
-        ])
         .args(["-u", "agent", "-P", "s3cret", "--cafile"])
         .arg(d.join("ca.pem"))
         .args(["-m", r#"{"n": 77}"#]);
