@@ -454,3 +454,35 @@ async fn tls_with_password_file_connects_and_a_wrong_password_does_not() {
     agent.stop().await;
     broker.stop();
 }
+
+/// A payload far over every limit (2 MiB) is read, counted `too_large` and acknowledged: it must not
+/// kill the connection and come back forever from the persistent session (a poison message).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "interop: run by .ci/run"]
+async fn huge_payload_is_counted_not_a_poison_message() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let port = free_port("127.0.0.1").expect("port");
+    let mut broker = Mosquitto::start(port, dir.path());
+    let topic = "huge/count";
+    let mut agent = Agent::start(config(
+        port,
+        "huge-agent",
+        numbered_machine(topic),
+        json!([]),
+    ));
+    agent.wait_subscribed().await;
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, vec![b'x'; 2 << 20]).expect("big payload");
+    let mut c = mosquitto_pub_cmd(port, topic);
+    c.arg("-f").arg(&big);
+    run(c).await;
+    mosquitto_pub(port, topic, r#"{"n": 5}"#).await;
+    let s = agent.samples(2).await;
+    assert_eq!(s[0].value, None);
+    assert_eq!(s[1].value, Some(Value::Int(5)));
+    let snap = agent.stats.snapshot();
+    assert_eq!(snap.bad(topic, BadPayload::TooLarge), 1);
+    assert_eq!(snap.connection_errors, 0, "{snap:?}");
+    agent.stop().await;
+    broker.stop();
+}
