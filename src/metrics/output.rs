@@ -61,6 +61,9 @@ pub struct ProductSummary {
     pub reject_count: u64,
     /// Run time while this product was in production.
     pub run_time_s: f64,
+    /// run_time / total_count for this product; `None` without parts.
+    #[serde(default)]
+    pub avg_cycle_time_s: Option<f64>,
 }
 
 /// Distribution of single observed cycles (counter steps of one between polls).

@@ -2,3 +2,5 @@
 
 #[cfg(feature = "embedded-broker")]
 pub mod broker;
+pub mod message;
+pub mod publisher;

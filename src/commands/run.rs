@@ -1,0 +1,42 @@
+//! `run -c FILE`: the daemon. Invalid config → every error and exit 1; SIGINT/SIGTERM → ordered shutdown, exit 0.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use super::agent::{run_agent, AgentSetup};
+use crate::config;
+
+/// Load, validate and run until a signal.
+pub async fn run(path: &Path) -> anyhow::Result<i32> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the configuration {}", path.display()))?;
+    let cfg = match config::load(path) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprint!("{}", errors.report(path));
+            return Ok(1);
+        }
+    };
+    tracing::info!(
+        site = %cfg.site,
+        machines = cfg.machines.len(),
+        config_hash = %cfg.hash(),
+        version = env!("CARGO_PKG_VERSION"),
+        "starting"
+    );
+    let cancel = CancellationToken::new();
+    tokio::spawn(crate::ops::signals::cancel_on_signal(cancel.clone()));
+    run_agent(
+        AgentSetup {
+            config: Arc::new(cfg),
+            config_text: text,
+            live: None,
+        },
+        cancel,
+    )
+    .await?;
+    Ok(0)
+}

@@ -1,0 +1,147 @@
+//! MQTT messages of DESIGN.md §4 built from engine outputs: topic, retain, QoS, JSON payload with
+//! `schema`, `site` and a `msg_id` derived from the content (stable across re-sends and recomputation).
+
+use serde::Serialize;
+use serde_json::{json, Value as Json};
+use sha2::{Digest, Sha256};
+
+use crate::metrics::output::{Output, StateChange, StopEvent, Summary, WindowKind};
+
+/// One message to publish.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Message {
+    /// Full topic.
+    pub topic: String,
+    /// Retained on the broker.
+    pub retain: bool,
+    /// 0 or 1.
+    pub qos: u8,
+    /// JSON payload (includes `schema`, `msg_id`, `site`).
+    pub payload: Json,
+    /// Deterministic id, also in the payload.
+    pub msg_id: String,
+}
+
+/// `{prefix}/{site}/agent/status`.
+pub fn status_topic(prefix: &str, site: &str) -> String {
+    format!("{prefix}/{site}/agent/status")
+}
+
+/// First 16 hex characters of the SHA-256 of `key`.
+pub fn msg_id(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn machine_topic(prefix: &str, site: &str, line: &str, machine: &str, leaf: &str) -> String {
+    format!("{prefix}/{site}/{line}/{machine}/{leaf}")
+}
+
+fn payload<T: Serialize>(value: &T, schema: &str, site: &str, id: &str) -> Json {
+    let mut p = serde_json::to_value(value).unwrap_or_else(|e| json!({ "error": e.to_string() }));
+    if let Json::Object(m) = &mut p {
+        m.insert("schema".into(), Json::String(schema.to_owned()));
+        m.insert("msg_id".into(), Json::String(id.to_owned()));
+        m.insert("site".into(), Json::String(site.to_owned()));
+    }
+    p
+}
+
+fn state_message(site: &str, prefix: &str, s: &StateChange) -> Message {
+    let id = msg_id(&format!(
+        "{}|state|{}|{}",
+        s.machine,
+        s.ts,
+        s.state.as_str()
+    ));
+    Message {
+        topic: machine_topic(prefix, site, &s.line, &s.machine, "state"),
+        retain: true,
+        qos: 1,
+        payload: payload(s, "shopfloor.state.v1", site, &id),
+        msg_id: id,
+    }
+}
+
+fn stop_message(site: &str, prefix: &str, s: &StopEvent) -> Message {
+    let id = msg_id(&format!("{}|stop|{}", s.machine, s.start));
+    Message {
+        topic: machine_topic(prefix, site, &s.line, &s.machine, "stop"),
+        retain: false,
+        qos: 1,
+        payload: payload(s, "shopfloor.stop.v1", site, &id),
+        msg_id: id,
+    }
+}
+
+fn summary_message(site: &str, prefix: &str, s: &Summary) -> Message {
+    let kind = s.window.kind.as_str();
+    let id = msg_id(&format!("{}|{}|{}", s.machine, kind, s.window.start));
+    let current = s.window.kind == WindowKind::Current;
+    Message {
+        topic: machine_topic(prefix, site, &s.line, &s.machine, &format!("oee/{kind}")),
+        retain: current,
+        qos: if current { 0 } else { 1 },
+        payload: payload(s, "shopfloor.summary.v1", site, &id),
+        msg_id: id,
+    }
+}
+
+/// The message for one engine output.
+pub fn to_message(site: &str, prefix: &str, output: &Output) -> Message {
+    match output {
+        Output::State(s) => state_message(site, prefix, s),
+        Output::Summary(s) => summary_message(site, prefix, s),
+        Output::Stop(s) => stop_message(site, prefix, s),
+    }
+}
+
+/// The retained `oee/current` message (shift to date).
+pub fn current_message(site: &str, prefix: &str, summary: &Summary) -> Message {
+    summary_message(site, prefix, summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StateCategory;
+    use jiff::Timestamp;
+
+    fn state() -> StateChange {
+        StateChange {
+            machine: "press-1".into(),
+            line: "stamping".into(),
+            ts: "2024-03-04T06:00:00Z".parse::<Timestamp>().unwrap(),
+            state: StateCategory::Running,
+            previous: StateCategory::Unknown,
+            product: None,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn state_goes_retained_qos1_with_schema_site_and_stable_id() {
+        let m = to_message("plant", "shopfloor", &Output::State(state()));
+        assert_eq!(m.topic, "shopfloor/plant/stamping/press-1/state");
+        assert!(m.retain);
+        assert_eq!(m.qos, 1);
+        assert_eq!(m.payload["schema"], "shopfloor.state.v1");
+        assert_eq!(m.payload["site"], "plant");
+        assert_eq!(m.payload["state"], "running");
+        assert_eq!(m.msg_id.len(), 16);
+        assert_eq!(m.payload["msg_id"], m.msg_id.as_str());
+        let again = to_message("plant", "shopfloor", &Output::State(state()));
+        assert_eq!(again.msg_id, m.msg_id);
+        let mut later = state();
+        later.state = StateCategory::Stopped;
+        assert_ne!(
+            to_message("plant", "shopfloor", &Output::State(later)).msg_id,
+            m.msg_id
+        );
+    }
+
+    #[test]
+    fn status_topic_is_under_agent() {
+        assert_eq!(status_topic("sf", "plant"), "sf/plant/agent/status");
+    }
+}
