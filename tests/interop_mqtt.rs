@@ -34,42 +34,28 @@ async fn run(mut cmd: Command) -> Output {
     out
 }
 
+/// `mosquitto_pub -h 127.0.0.1 -p PORT -q 1 -t TOPIC`, to complete.
+fn mosquitto_pub_cmd(port: u16, topic: &str) -> Command {
+    let mut c = Command::new("mosquitto_pub");
+    c.args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-q", "1", "-t", topic]);
+    c
+}
+
 /// `mosquitto_pub -q 1` of one payload.
 async fn mosquitto_pub(port: u16, topic: &str, payload: &str) {
-    let mut c = Command::new("mosquitto_pub");
-    c.args([
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "-q",
-        "1",
-        "-t",
-        topic,
-        "-m",
-        payload,
-    ]);
+    let mut c = mosquitto_pub_cmd(port, topic);
+    c.args(["-m", payload]);
     run(c).await;
 }
 
 /// `mosquitto_pub -q 1 -l`: `{"n": i}` for every i in `range`, one message per line.
 async fn mosquitto_pub_numbers(port: u16, topic: &str, range: std::ops::RangeInclusive<i64>) {
     let lines: String = range.map(|i| format!("{{\"n\": {i}}}\n")).collect();
-    let port = port.to_string();
-    let topic = topic.to_owned();
+    let mut cmd = mosquitto_pub_cmd(port, topic);
+    cmd.arg("-l");
     tokio::task::spawn_blocking(move || {
-        let mut child = Command::new("mosquitto_pub")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-q",
-                "1",
-                "-t",
-                &topic,
-                "-l",
-            ])
+        let mut child = cmd
             .stdin(Stdio::piped())
             .spawn()
             .expect("mosquitto_pub on PATH");
@@ -337,6 +323,166 @@ async fn queued_messages_survive_a_broker_restart_while_the_agent_is_down() {
         "missing: {:?}…",
         missing(&want, &seen)
     );
+    agent.stop().await;
+    broker.stop();
+}
+
+/// A CA and a server certificate for 127.0.0.1 (IP SAN), made with the openssl CLI in `dir`.
+async fn make_certs(dir: &std::path::Path) {
+    let d = dir.to_owned();
+    let sh = |args: &[&str]| {
+        let mut c = Command::new("openssl");
+        c.current_dir(&d).args(args);
+        c
+    };
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext.cnf");
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(sh(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=shopfloor test CA",
+        ],
+    ]
+    .concat()))
+    .await;
+    run(sh(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    ]
+    .concat()))
+    .await;
+    run(sh(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]))
+    .await;
+}
+
+/// TLS (rustls with the ring provider) and username + password_file against Mosquitto; a wrong
+/// password keeps the source retrying without ever connecting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "interop: run by .ci/run"]
+async fn tls_with_password_file_connects_and_a_wrong_password_does_not() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    make_certs(d).await;
+    let mut passwd = Command::new("mosquitto_passwd");
+    passwd
+        .args(["-b", "-c"])
+        .arg(d.join("passwd"))
+        .args(["agent", "s3cret"]);
+    run(passwd).await;
+    let listener = format!(
+        "allow_anonymous false\npassword_file {0}/passwd\ncafile {0}/ca.pem\n\
+         certfile {0}/server.pem\nkeyfile {0}/server.key\n",
+        d.display()
+    );
+    let port = free_port("127.0.0.1").expect("port");
+    let mut broker = Mosquitto::start_with(port, d, &listener);
+    std::fs::write(d.join("agent.pw"), "s3cret\n").expect("pw");
+    std::fs::write(d.join("wrong.pw"), "guess\n").expect("pw");
+    let tls_config = |client: &str, pw: &str| -> shopfloor_agent::config::Config {
+        serde_json::from_value(json!({
+            "site": "test", "timezone": "UTC",
+            "mqtt": {"host": "127.0.0.1", "port": port, "client_id": client, "keep_alive": "5s",
+                     "username": "agent", "password_file": d.join(pw),
+                     "tls": {"ca_file": d.join("ca.pem")}},
+            "machines": numbered_machine("tls/count")
+        }))
+        .expect("config")
+    };
+    let intruder = Agent::start(tls_config("tls-wrong", "wrong.pw"));
+    let mut agent = Agent::start(tls_config("tls-agent", "agent.pw"));
+    agent.wait_subscribed().await;
+    let mut publish = mosquitto_pub_cmd(port, "tls/count");
+    publish
+        .args(["-u", "agent", "-P", "s3cret", "--cafile"])
+        .arg(d.join("ca.pem"))
+        .args(["-m", r#"{"n": 77}"#]);
+    run(publish).await;
+    let s = agent.samples(1).await;
+    assert_eq!(s[0].value, Some(Value::Int(77)));
+    assert_eq!(
+        intruder.stats.snapshot().connects,
+        0,
+        "wrong password refused"
+    );
+    assert!(
+        !intruder.handle.is_finished(),
+        "refused source keeps retrying"
+    );
+    intruder.stop().await;
+    agent.stop().await;
+    broker.stop();
+}
+
+/// A payload far over every limit (2 MiB) is read, counted `too_large` and acknowledged: it must not
+/// kill the connection and come back forever from the persistent session (a poison message).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "interop: run by .ci/run"]
+async fn huge_payload_is_counted_not_a_poison_message() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let port = free_port("127.0.0.1").expect("port");
+    let mut broker = Mosquitto::start(port, dir.path());
+    let topic = "huge/count";
+    let mut agent = Agent::start(config(
+        port,
+        "huge-agent",
+        numbered_machine(topic),
+        json!([]),
+    ));
+    agent.wait_subscribed().await;
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, vec![b'x'; 2 << 20]).expect("big payload");
+    let mut c = mosquitto_pub_cmd(port, topic);
+    c.arg("-f").arg(&big);
+    run(c).await;
+    mosquitto_pub(port, topic, r#"{"n": 5}"#).await;
+    let s = agent.samples(2).await;
+    assert_eq!(s[0].value, None);
+    assert_eq!(s[1].value, Some(Value::Int(5)));
+    let snap = agent.stats.snapshot();
+    assert_eq!(snap.bad(topic, BadPayload::TooLarge), 1);
+    assert_eq!(snap.connection_errors, 0, "{snap:?}");
     agent.stop().await;
     broker.stop();
 }

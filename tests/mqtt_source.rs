@@ -278,3 +278,33 @@ async fn cancel_while_the_broker_is_unreachable_ends_run_promptly() {
     let took = agent.stop().await;
     assert!(took < Duration::from_secs(1), "took {took:?}");
 }
+
+#[tokio::test]
+async fn stalled_engine_makes_the_input_drop_newest_and_count_without_blocking_the_connection() {
+    use shopfloor_agent::sample::SAMPLE_CHANNEL_CAPACITY;
+    use shopfloor_agent::sources::mqtt::RAW_CHANNEL_CAPACITY;
+    let broker = EmbeddedBroker::start_local().expect("broker");
+    let machines = json!([{"id": "m", "signals": {"total_count": {"topic": "s/count"}}}]);
+    // Nobody reads the samples: the sample channel fills, then the decoder channel.
+    let agent = Agent::start(config(broker.port(), "stall", machines, json!([])));
+    agent.wait_subscribed().await;
+    let p = Publisher::connect(broker.port(), "stall-pub");
+    let total = (SAMPLE_CHANNEL_CAPACITY + RAW_CHANNEL_CAPACITY + 500) as u64;
+    for i in 0..total {
+        p.send("s/count", i.to_string()).await;
+    }
+    let t0 = std::time::Instant::now();
+    while agent.stats.messages() < total {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "received {} of {total}",
+            agent.stats.messages()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let snap = agent.stats.snapshot();
+    assert!(snap.dropped_full >= 1, "{snap:?}");
+    assert!(snap.dropped_full <= 500 + 2, "{snap:?}");
+    assert_eq!(snap.connects, 1, "the connection stayed up");
+    agent.stop().await;
+}

@@ -26,6 +26,11 @@ pub struct Mosquitto {
 impl Mosquitto {
     /// Start on `127.0.0.1:port` with `persistence true` in `dir` (reused across restarts).
     pub fn start(port: u16, dir: &Path) -> Mosquitto {
+        Self::start_with(port, dir, "allow_anonymous true\n")
+    }
+
+    /// Like [`Mosquitto::start`], with `listener_conf` lines (TLS files, auth) after the listener line.
+    pub fn start_with(port: u16, dir: &Path, listener_conf: &str) -> Mosquitto {
         let conf = dir.join("mosquitto.conf");
         // Started as root, Mosquitto drops to user `mosquitto`, which cannot write our temp dir
         // (persistence and log would silently fail): run it as ourselves.
@@ -39,7 +44,7 @@ impl Mosquitto {
             .unwrap_or_else(|| "root".into());
         let text = format!(
             "user {user}\npersistence true\npersistence_location {}/\nlistener {port} 127.0.0.1\n\
-             allow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 100\n\
+             {listener_conf}max_queued_messages 0\nmax_inflight_messages 100\n\
              log_dest file {}\nlog_type error\nlog_type warning\nlog_type notice\n",
             dir.display(),
             dir.join("mosquitto.log").display()

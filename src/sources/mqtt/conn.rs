@@ -10,6 +10,9 @@ use rumqttc::{MqttOptions, TlsConfiguration, Transport};
 
 use crate::config::{Config, TlsConfig};
 
+/// Largest MQTT 3.1.1 packet: 268,435,455 bytes of remaining length plus a 5-byte fixed header.
+pub const MQTT_MAX_PACKET: usize = 268_435_455 + 5;
+
 /// Why the input session could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnError {
@@ -41,7 +44,6 @@ pub struct InputBroker {
     password_file: Option<PathBuf>,
     tls: Option<TlsConfig>,
     keep_alive: Duration,
-    max_packet: usize,
 }
 
 impl std::fmt::Debug for InputBroker {
@@ -62,7 +64,6 @@ impl InputBroker {
     pub fn from_config(config: &Config) -> InputBroker {
         let m = &config.mqtt;
         let keep_alive = m.keep_alive.to_std().max(Duration::from_secs(1));
-        let max_packet = usize::try_from(m.max_packet_size.0).unwrap_or(usize::MAX);
         match &m.input {
             Some(i) => InputBroker {
                 host: i.host.clone(),
@@ -72,7 +73,6 @@ impl InputBroker {
                 password_file: i.password_file.clone(),
                 tls: i.tls.clone(),
                 keep_alive,
-                max_packet,
             },
             None => InputBroker {
                 host: m.host.clone(),
@@ -82,7 +82,6 @@ impl InputBroker {
                 password_file: m.password_file.clone(),
                 tls: m.tls.clone(),
                 keep_alive,
-                max_packet,
             },
         }
     }
@@ -96,10 +95,10 @@ impl InputBroker {
         let mut o = MqttOptions::new(&self.client_id, &self.host, self.port);
         o.set_clean_session(false);
         o.set_keep_alive(self.keep_alive);
-        // Incoming: a bit over the payload limit so oversized payloads arrive and are counted
-        // instead of killing the connection; bigger ones up to max_packet_size still arrive.
-        let incoming = self.max_packet.max(super::payload::MAX_PAYLOAD_BYTES * 2);
-        o.set_max_packet_size(incoming, 64 * 1024);
+        // Incoming: the MQTT maximum. A PUBLISH over rumqttc's limit kills the connection before it
+        // is acknowledged, and the persistent session re-sends it on every reconnect (a poison
+        // message). Read whole, it is counted `too_large` by the decoder and acknowledged.
+        o.set_max_packet_size(MQTT_MAX_PACKET, 64 * 1024);
         o.set_inflight(100);
         if let Some(user) = &self.username {
             let password = match &self.password_file {

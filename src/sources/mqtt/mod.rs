@@ -1,7 +1,9 @@
 //! MQTT subscriptions: topic filters, plain and JSON payloads, bad-payload accounting.
 //! The event loop only stamps and forwards `(topic, payload, arrival)` with `try_send` to a decoder
-//! task over a bounded channel of [`RAW_CHANNEL_CAPACITY`]; when it is full the newest message is
-//! dropped, counted (`dropped_full`) and warned about at most once per 30 s (see docs/MQTT-INPUT.md).
+//! task over a bounded channel of [`RAW_CHANNEL_CAPACITY`]. Past [`YIELD_ABOVE`] queued messages the
+//! loop yields to the scheduler (never waits) so the decoder catches up, even on one thread; when the
+//! channel is full the newest message is dropped, counted (`dropped_full`) and warned about at most
+//! once per 30 s (see docs/MQTT-INPUT.md).
 
 pub mod conn;
 pub mod ingest;
@@ -28,6 +30,10 @@ pub use stats::{MqttInputStats, MqttInputStatsSnapshot};
 
 /// Capacity of the event loop → decoder channel, in messages.
 pub const RAW_CHANNEL_CAPACITY: usize = 4096;
+/// Queue depth past which the event loop yields before its next poll.
+pub const YIELD_ABOVE: usize = RAW_CHANNEL_CAPACITY / 2;
+/// Yields per poll at most, so a stalled decoder cannot make the loop spin.
+const MAX_YIELDS: u32 = 16;
 /// First reconnect delay (before jitter); it doubles per failure up to [`BACKOFF_MAX`].
 pub const BACKOFF_BASE: Duration = Duration::from_millis(250);
 /// Longest reconnect delay.
@@ -133,6 +139,13 @@ impl Session {
         let mut full_warn = stats::WarnLimiter::default();
         let mut connected = false;
         let result = loop {
+            let mut yields = 0;
+            while self.raw_tx.max_capacity() - self.raw_tx.capacity() > YIELD_ABOVE
+                && yields < MAX_YIELDS
+            {
+                tokio::task::yield_now().await;
+                yields += 1;
+            }
             let event = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break Ok(()),
@@ -169,6 +182,7 @@ impl Session {
                 Ok(_) => {}
                 Err(e) => {
                     connected = false;
+                    self.stats.connection_error();
                     let delay = backoff.next_delay();
                     warn!(host = %broker.host, port = broker.port, error = %e,
                         attempt = backoff.attempts(), retry_in_ms = delay.as_millis() as u64,

@@ -69,6 +69,9 @@ pub enum DecoderError {
     /// The JSON path does not parse.
     #[error("`{0}` is not a JSON path (use `$.a.b`, `$.items[0]` or `/a/b`)")]
     Path(String),
+    /// A timestamp path needs a JSON payload (`json:`).
+    #[error("`timestamp` needs `json` (a plain payload has no timestamp field)")]
+    TimestampWithoutJson,
     /// A `map` value is an array or object.
     #[error("map value for `{0}` must be a bool, number, string or null")]
     MapValue(String),
@@ -272,6 +275,9 @@ impl Decoder {
     pub fn new(spec: DecoderSpec<'_>) -> Result<Decoder, DecoderError> {
         let path = spec.json.map(str::parse).transpose()?;
         let timestamp = spec.timestamp.map(str::parse).transpose()?;
+        if path.is_none() && timestamp.is_some() {
+            return Err(DecoderError::TimestampWithoutJson);
+        }
         let mut map = HashMap::with_capacity(spec.map.len());
         for (k, v) in spec.map {
             let value = match v {
@@ -529,6 +535,8 @@ mod tests {
         assert_eq!(decode(&c("/items/0/v"), doc), Ok(Some(Value::Int(3))));
         let p = decoder(Signal::Product, Some("$.a.b"));
         assert_eq!(decode(&p, doc), Ok(Some(Value::Text("x".into()))));
+        let dotted = decoder(Signal::TotalCount, Some("$['a.b']"));
+        assert_eq!(decode(&dotted, br#"{"a.b":3}"#), Ok(Some(Value::Int(3))));
         let root = decoder(Signal::TotalCount, Some("$"));
         assert_eq!(decode(&root, b"12"), Ok(Some(Value::Int(12))));
     }
@@ -611,6 +619,15 @@ mod tests {
             offset: None,
         });
         assert_eq!(r.err(), Some(DecoderError::MapValue("X".into())));
+        let r = Decoder::new(DecoderSpec {
+            signal: Signal::State,
+            json: None,
+            timestamp: Some("$.ts"),
+            map: &BTreeMap::new(),
+            scale: None,
+            offset: None,
+        });
+        assert_eq!(r.err(), Some(DecoderError::TimestampWithoutJson));
     }
 
     #[test]

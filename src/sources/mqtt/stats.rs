@@ -24,6 +24,7 @@ struct Inner {
     unknown_machine: AtomicU64,
     connects: AtomicU64,
     subscribed: AtomicU64,
+    connection_errors: AtomicU64,
     bad: Mutex<HashMap<String, [u64; BadPayload::ALL.len()]>>,
 }
 
@@ -50,6 +51,8 @@ pub struct MqttInputStatsSnapshot {
     pub connects: u64,
     /// SUBACKs received (subscriptions confirmed by the broker) so far.
     pub subscribed: u64,
+    /// Failed connection attempts and lost connections so far.
+    pub connection_errors: u64,
     /// Bad payloads: topic → reason label → count.
     pub bad_payloads: BTreeMap<String, BTreeMap<&'static str, u64>>,
 }
@@ -81,6 +84,10 @@ impl MqttInputStats {
 
     pub(crate) fn subscribed(&self) {
         self.inner.subscribed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connection_error(&self) {
+        self.inner.connection_errors.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn bad(&self, topic: &str, reason: BadPayload) {
@@ -135,6 +142,7 @@ impl MqttInputStats {
             unknown_machine: i.unknown_machine.load(Ordering::Relaxed),
             connects: i.connects.load(Ordering::Relaxed),
             subscribed: i.subscribed.load(Ordering::Relaxed),
+            connection_errors: i.connection_errors.load(Ordering::Relaxed),
             bad_payloads,
         }
     }
