@@ -274,6 +274,10 @@ fn dst_night(date: &str, start_utc: &str, end_utc: &str) -> f64 {
     assert_eq!(sh.window.start, t(start_utc), "{date}");
     assert_eq!(sh.window.end, t(end_utc), "{date}");
     approx(sh.run_time_s, sh.planned_time_s, "running all along");
+    // Local clock hours: 7 over the spring change, 9 over the autumn one (02:00–03:00 twice).
+    let hours = summaries(&out, WindowKind::Hour);
+    assert_eq!(hours.len() as f64, sh.planned_time_s / 3600.0, "{date}");
+    assert!(hours.iter().all(|h| h.planned_time_s == 3600.0));
     sh.planned_time_s
 }
 
@@ -610,5 +614,30 @@ fn a_sample_stamped_far_ahead_of_the_live_clock_is_dropped_not_trusted() {
         e.ingest(&s(&at("06:00:11"), "m", "running", json!(false)), &mut out),
         Ingested::Changed,
         "the machine keeps working after the bad stamp"
+    );
+}
+
+#[test]
+fn without_shifts_every_hour_is_scheduled_and_no_shift_window_is_emitted() {
+    let cfg = config("UTC", json!([]), json!([machine("m", "10s")]));
+    let out = run(
+        &cfg,
+        &[
+            s("2024-03-04T00:00:00Z", "m", "running", json!(true)),
+            s("2024-03-04T00:00:00Z", "m", "total_count", json!(0)),
+            s("2024-03-04T23:00:00Z", "m", "total_count", json!(8280)),
+        ],
+        "2024-03-05T00:00:00Z",
+    );
+    assert!(summaries(&out, WindowKind::Shift).is_empty());
+    assert_eq!(summaries(&out, WindowKind::Hour).len(), 24);
+    let day = summaries(&out, WindowKind::Day);
+    assert_eq!(day.len(), 1);
+    approx(day[0].planned_time_s, 86400.0, "24/7");
+    assert_eq!(day[0].total_count, 8280);
+    approx(
+        day[0].performance.unwrap(),
+        82800.0 / 86400.0,
+        "performance",
     );
 }

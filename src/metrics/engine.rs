@@ -876,7 +876,7 @@ impl MachineRt {
             p.counts[role] += parts;
             if let Some(c) = cycle {
                 p.cycles += 1;
-                w.acc.cycles.push(c);
+                w.acc.add_cycle(c);
             }
         }
     }
