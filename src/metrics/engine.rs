@@ -367,7 +367,6 @@ impl Engine {
                 // A machine not heard from yet: its windows open now, unknown until it speaks.
                 rt.init(&ctx, wm);
             }
-            rt.release(&ctx, wm, out);
             rt.advance(&ctx, wm, out);
         }
     }
@@ -400,7 +399,8 @@ impl Engine {
             if !rt.started {
                 continue;
             }
-            let at = since.max(rt.acc_until);
+            // Samples applied after `since` (released from the buffer just now) stand.
+            let at = since.max(rt.acc_until).max(rt.max_ts);
             let mut evs = Events::default();
             rt.model.mark_unknown(at, &mut |e| evs.push(e));
             rt.last_inc = None;
@@ -761,35 +761,32 @@ impl MachineRt {
         }
         let at = at.max(self.acc_until);
         self.account(ctx, at);
-        if let Some(stop) = self.stop.take() {
-            self.stop = Some(stop);
-            if self
+        if self
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.class == StopClass::Pending)
+        {
+            let big = self
                 .stop
                 .as_ref()
-                .is_some_and(|s| s.class == StopClass::Pending)
-            {
-                let big = self
-                    .stop
-                    .as_ref()
-                    .is_some_and(|s| at - s.start >= ctx.params.small_ms);
-                self.classify(big);
-            }
-            if let Some(stop) = self.stop.take() {
-                if stop.sched_ms > 0 {
-                    out.push(Output::Stop(StopEvent {
-                        machine: ctx.id.clone(),
-                        line: ctx.spec.line.clone(),
-                        start: ts(stop.start),
-                        end: ts(at),
-                        duration_s: (at - stop.start) as f64 / 1000.0,
-                        category: stop.cat,
-                        reason: stop.reason.map(|r| self.model.codes.name(r).to_owned()),
-                        reason_text: stop
-                            .reason
-                            .and_then(|r| ctx.spec.reason_text(self.model.codes.name(r))),
-                        small_stop: stop.class == StopClass::Small,
-                    }));
-                }
+                .is_some_and(|s| at - s.start >= ctx.params.small_ms);
+            self.classify(big);
+        }
+        if let Some(stop) = self.stop.take() {
+            if stop.sched_ms > 0 {
+                out.push(Output::Stop(StopEvent {
+                    machine: ctx.id.clone(),
+                    line: ctx.spec.line.clone(),
+                    start: ts(stop.start),
+                    end: ts(at),
+                    duration_s: (at - stop.start) as f64 / 1000.0,
+                    category: stop.cat,
+                    reason: stop.reason.map(|r| self.model.codes.name(r).to_owned()),
+                    reason_text: stop
+                        .reason
+                        .and_then(|r| ctx.spec.reason_text(self.model.codes.name(r))),
+                    small_stop: stop.class == StopClass::Small,
+                }));
             }
         }
         self.prev_state = self.state;
