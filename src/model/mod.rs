@@ -273,6 +273,9 @@ pub struct ModelState {
     last_part: Option<i64>,
     /// Interned product and reason codes.
     pub codes: Interner,
+    /// State codes already reported as unmapped (logged once each).
+    #[serde(default)]
+    unmapped: Vec<String>,
 }
 
 impl Default for ModelState {
@@ -283,6 +286,7 @@ impl Default for ModelState {
             state: StateCategory::Unknown,
             last_part: None,
             codes: Interner::default(),
+            unmapped: Vec::new(),
         }
     }
 }
@@ -294,7 +298,11 @@ impl ModelState {
         match signal {
             Signal::Running => v.as_bool().map(Val::Bool).unwrap_or(Val::Invalid),
             Signal::State => spec.state_of(v).map(Val::State).unwrap_or_else(|| {
-                warn!(machine = %spec.id, code = %v.code_key(), "state code not in state_codes: unknown");
+                let code = v.code_key();
+                if !self.unmapped.contains(&code) {
+                    warn!(machine = %spec.id, code = %code, "state code not in state_codes: state unknown");
+                    self.unmapped.push(code);
+                }
                 Val::Invalid
             }),
             Signal::TotalCount | Signal::GoodCount | Signal::RejectCount => {
@@ -458,5 +466,66 @@ pub fn derive_counts(mask: u8, total: u64, good: u64, reject: u64) -> (u64, u64,
         0b010 => (good, good, 0),
         0b100 => (reject, 0, reject),
         _ => (0, 0, 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> MachineSpec {
+        let m: MachineConfig = serde_json::from_value(serde_json::json!({
+            "id": "m", "ideal_cycle_time": "2s",
+            "state_codes": {"1": "running", "2": "stopped", "IDLE": "planned_stop"},
+            "signals": {"state": {}, "total_count": {}, "reject_count": {}}
+        }))
+        .unwrap();
+        MachineSpec::from_config(&m)
+    }
+
+    #[test]
+    fn state_codes_map_numbers_and_words_and_unmapped_codes_are_unknown() {
+        let sp = spec();
+        let mut m = ModelState::default();
+        assert_eq!(
+            m.decode(&sp, Signal::State, Some(&Value::Int(2))),
+            Val::State(StateCategory::Stopped)
+        );
+        assert_eq!(
+            m.decode(&sp, Signal::State, Some(&Value::Text("IDLE".into()))),
+            Val::State(StateCategory::PlannedStop)
+        );
+        assert_eq!(
+            m.decode(&sp, Signal::State, Some(&Value::Float(1.0))),
+            Val::State(StateCategory::Running)
+        );
+        assert_eq!(
+            m.decode(&sp, Signal::State, Some(&Value::Int(9))),
+            Val::Invalid
+        );
+        let mut evs = Vec::new();
+        let item = Item {
+            ts: 0,
+            signal: Signal::State,
+            val: Val::Invalid,
+        };
+        m.state = StateCategory::Running;
+        m.apply(&sp, &item, &mut |e| evs.push(e));
+        assert_eq!(
+            evs,
+            vec![MachineEvent::State {
+                at: 0,
+                state: StateCategory::Unknown
+            }]
+        );
+    }
+
+    #[test]
+    fn two_counters_given_derive_the_third_never_negative() {
+        assert_eq!(derive_counts(0b101, 100, 0, 3), (100, 97, 3));
+        assert_eq!(derive_counts(0b011, 100, 90, 0), (100, 90, 10));
+        assert_eq!(derive_counts(0b110, 0, 90, 10), (100, 90, 10));
+        assert_eq!(derive_counts(0b001, 100, 0, 0), (100, 100, 0));
+        assert_eq!(derive_counts(0b101, 2, 0, 5), (2, 0, 5));
     }
 }
