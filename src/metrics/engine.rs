@@ -983,3 +983,15 @@ fn add_state(
         StateCategory::Unknown => acc.unknown_ms += ms,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_and_snapshot_can_move_between_threads() {
+        fn send<T: Send + Sync>() {}
+        send::<Engine>();
+        send::<EngineSnapshot>();
+    }
+}
