@@ -7,7 +7,7 @@ pub mod reorder;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use crate::config::{MachineConfig, StateCategory};
+use crate::config::{DataType, MachineConfig, SignalConfig, StateCategory};
 use crate::sample::{Signal, Value};
 
 pub use counter::{Counter, Step};
@@ -86,6 +86,20 @@ pub enum MachineEvent {
     },
 }
 
+/// Modulus of a counter signal: `rollover:` if set, else the width of an unsigned register type
+/// (`type:`, or `u16` by default on holding/input registers): u16 → 65536, u32 → 2^32. `None` (u64,
+/// signed, MQTT without `rollover:`): a drop is a reset.
+pub fn counter_modulus(sc: &SignalConfig) -> Option<u64> {
+    if let Some(r) = sc.rollover.filter(|r| *r > 0) {
+        return Some(r);
+    }
+    let ty = sc.data_type.or(match (sc.register, sc.bit) {
+        (Some(r), None) if !r.is_bit() => Some(DataType::U16),
+        _ => None,
+    })?;
+    ty.counter_bits().filter(|b| *b < 64).map(|b| 1u64 << b)
+}
+
 /// Static, config-derived description of one machine.
 #[derive(Debug, Clone)]
 pub struct MachineSpec {
@@ -128,12 +142,7 @@ impl MachineSpec {
         for (i, name) in role_names.iter().enumerate() {
             if let Some(sc) = m.signals.get(*name) {
                 counters_configured |= 1 << i;
-                moduli[i] = sc.rollover.filter(|r| *r > 0).or_else(|| {
-                    sc.data_type
-                        .and_then(|d| d.counter_bits())
-                        .filter(|b| *b < 64)
-                        .map(|b| 1u64 << b)
-                });
+                moduli[i] = counter_modulus(sc);
             }
         }
         let ideal_ms = m.ideal_cycle_time.map(|d| d.as_millis());
@@ -517,6 +526,37 @@ mod tests {
                 at: 0,
                 state: StateCategory::Unknown
             }]
+        );
+    }
+
+    #[test]
+    fn counter_width_comes_from_rollover_or_the_register_type() {
+        let sig = |v: serde_json::Value| -> SignalConfig { serde_json::from_value(v).unwrap() };
+        assert_eq!(
+            counter_modulus(&sig(
+                serde_json::json!({"register": "holding", "address": 1})
+            )),
+            Some(65536)
+        );
+        assert_eq!(
+            counter_modulus(&sig(
+                serde_json::json!({"register": "input", "address": 1, "type": "u32"})
+            )),
+            Some(1 << 32)
+        );
+        assert_eq!(
+            counter_modulus(&sig(
+                serde_json::json!({"register": "holding", "address": 1, "type": "i32"})
+            )),
+            None
+        );
+        assert_eq!(
+            counter_modulus(&sig(serde_json::json!({"topic": "a/b"}))),
+            None
+        );
+        assert_eq!(
+            counter_modulus(&sig(serde_json::json!({"topic": "a/b", "rollover": 10000}))),
+            Some(10000)
         );
     }
 
