@@ -349,8 +349,10 @@ impl Engine {
         Ingested::Changed
     }
 
-    /// Periodic call of live runs: flush reorder buffers older than `now − reorder_window`, infer
-    /// parts-only stops, close the windows that ended.
+    /// Periodic call of live runs (every second): flush reorder buffers older than `now − reorder_window`,
+    /// infer parts-only stops, close the windows that ended. A machine not heard from yet gets its windows
+    /// opened at the first tick (unknown time until it speaks), so a silent machine still reports. Samples
+    /// stamped more than 5 minutes after the latest `now` are dropped as late from then on.
     pub fn tick(&mut self, now: Timestamp, out: &mut Vec<Output>) {
         out.append(&mut self.pending_out);
         let now = now.as_millisecond();

@@ -213,6 +213,11 @@ impl MachineSpec {
     }
 }
 
+/// Distinct product and reason codes kept per machine.
+pub const MAX_CODES: usize = 1024;
+/// The code standing for every code past `MAX_CODES`.
+pub const OVERFLOW_CODE: &str = "other";
+
 /// Codes (products, reasons) interned per machine; index 0 is `default`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Interner {
@@ -244,7 +249,9 @@ impl Interner {
             }
             let name = i.to_string();
             let idx = self.intern_str(&name);
-            self.ints.push((i, idx));
+            if self.ints.len() < MAX_CODES {
+                self.ints.push((i, idx));
+            }
             return idx;
         }
         match v {
@@ -257,8 +264,26 @@ impl Interner {
         if let Some(i) = self.names.iter().position(|n| n == s) {
             return i as u32;
         }
+        if self.names.len() >= MAX_CODES {
+            // A source sending ever new codes must not grow memory and snapshots without bound.
+            return self.intern_overflow();
+        }
         self.names.push(s.to_owned());
         (self.names.len() - 1) as u32
+    }
+
+    fn intern_overflow(&mut self) -> u32 {
+        match self.names.iter().position(|n| n == OVERFLOW_CODE) {
+            Some(i) => i as u32,
+            None => {
+                warn!(
+                    codes = MAX_CODES,
+                    "too many distinct product/reason codes: further ones are `{OVERFLOW_CODE}`"
+                );
+                self.names.push(OVERFLOW_CODE.to_owned());
+                (self.names.len() - 1) as u32
+            }
+        }
     }
 
     /// Name of an index.
@@ -558,6 +583,24 @@ mod tests {
             counter_modulus(&sig(serde_json::json!({"topic": "a/b", "rollover": 10000}))),
             Some(10000)
         );
+    }
+
+    #[test]
+    fn codes_are_interned_and_bounded() {
+        let mut c = Interner::default();
+        let a = c.intern(&Value::Int(7));
+        assert_eq!(
+            c.intern(&Value::Text("7".into())),
+            a,
+            "7 and \"7\" are one code"
+        );
+        assert_eq!(c.name(a), "7");
+        for i in 0..3 * MAX_CODES as i64 {
+            c.intern(&Value::Int(1000 + i));
+        }
+        let x = c.intern(&Value::Text("brand new".into()));
+        assert_eq!(c.name(x), OVERFLOW_CODE);
+        assert!(c.names.len() <= MAX_CODES + 1);
     }
 
     #[test]
