@@ -31,5 +31,6 @@ pub mod ops;
 pub mod publish;
 pub mod report;
 pub mod sample;
+pub mod sim;
 pub mod sources;
 pub mod store;

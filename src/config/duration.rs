@@ -41,6 +41,9 @@ impl HumanDuration {
     }
 }
 
+/// Longest duration accepted, in milliseconds (about 31,700 years).
+const MAX_MILLIS: f64 = 1e15;
+
 /// Why a duration did not parse.
 pub const DURATION_HINT: &str =
     "a number with a unit: ms, s, m or h (e.g. `500ms`, `1s`, `2m`, `8h`)";
@@ -68,7 +71,7 @@ impl FromStr for HumanDuration {
             }
         };
         let ms = n * factor;
-        if !ms.is_finite() || ms < 0.0 || ms > 1e15 {
+        if !ms.is_finite() || !(0.0..=MAX_MILLIS).contains(&ms) {
             return Err(format!("`{s}` is out of range"));
         }
         if ms.fract() != 0.0 {
@@ -81,11 +84,11 @@ impl FromStr for HumanDuration {
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.millis;
-        if ms != 0 && ms % 3_600_000 == 0 {
+        if ms != 0 && ms.is_multiple_of(3_600_000) {
             write!(f, "{}h", ms / 3_600_000)
-        } else if ms != 0 && ms % 60_000 == 0 {
+        } else if ms != 0 && ms.is_multiple_of(60_000) {
             write!(f, "{}m", ms / 60_000)
-        } else if ms % 1000 == 0 {
+        } else if ms.is_multiple_of(1000) {
             write!(f, "{}s", ms / 1000)
         } else {
             write!(f, "{ms}ms")
@@ -111,12 +114,16 @@ impl<'de> Deserialize<'de> for HumanDuration {
                 v.parse().map_err(E::custom)
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<HumanDuration, E> {
-                Ok(HumanDuration::from_secs(v))
+                v.checked_mul(1000)
+                    .filter(|ms| *ms as f64 <= MAX_MILLIS)
+                    .map(HumanDuration::from_millis)
+                    .ok_or_else(|| E::custom(format!("`{v}` is out of range")))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<HumanDuration, E> {
-                u64::try_from(v)
-                    .map(HumanDuration::from_secs)
-                    .map_err(|_| E::custom("a duration cannot be negative"))
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::custom("a duration cannot be negative")),
+                }
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<HumanDuration, E> {
                 format!("{v}s").parse().map_err(E::custom)
@@ -210,6 +217,16 @@ mod tests {
         assert!(e.contains("ms, s, m or h"), "{e}");
         assert!("".parse::<HumanDuration>().is_err());
         assert!("-1s".parse::<HumanDuration>().is_err());
+    }
+
+    #[test]
+    fn huge_bare_numbers_are_out_of_range_not_overflows() {
+        let v: Result<HumanDuration, _> = serde_json::from_str("18446744073709551615");
+        assert!(v.unwrap_err().to_string().contains("out of range"));
+        let v: Result<HumanDuration, _> = serde_json::from_str("-3");
+        assert!(v.is_err());
+        let v: HumanDuration = serde_json::from_str("90").unwrap();
+        assert_eq!(v.as_millis(), 90_000);
     }
 
     #[test]
