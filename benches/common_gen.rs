@@ -11,9 +11,14 @@ pub const MACHINES: usize = 40;
 pub fn plant() -> Config {
     let machines: Vec<_> = (0..MACHINES)
         .map(|i| {
+            let t = |leaf: &str| format!("plant/m{i:03}/{leaf}");
             json!({"id": format!("m{i:03}"), "line": format!("line{}", i % 4), "ideal_cycle_time": "2s",
                    "products": {"A": "2s", "B": "3s"},
-                   "signals": {"running": {}, "total_count": {"type": "u16"}, "reject_count": {}, "product": {}}})
+                   "source": {"mqtt": {"topic": format!("plant/m{i:03}/#")}},
+                   "signals": {"running": {"topic": t("running")},
+                               "total_count": {"topic": t("total"), "rollover": 65536},
+                               "reject_count": {"topic": t("reject")},
+                               "product": {"topic": t("product")}}})
         })
         .collect();
     serde_json::from_value(json!({
