@@ -340,12 +340,14 @@ fn parts_only_machine_runs_while_parts_arrive_and_stops_at_its_last_part() {
         json!([{"id": "p", "ideal_cycle_time": "10s", "signals": {"total_count": {}}}]),
     );
     let mut samples = Vec::new();
-    let mut n = 0;
-    for sec in (0..=3600).step_by(10).chain((4200..=7200).step_by(10)) {
+    for (n, sec) in (0..=3600)
+        .step_by(10)
+        .chain((4200..=7200).step_by(10))
+        .enumerate()
+    {
         let ts = t(&at("06:00:00")).as_second() + sec;
         let ts = jiff::Timestamp::from_second(ts).unwrap().to_string();
         samples.push(s(&ts, "p", "total_count", json!(n)));
-        n += 1;
     }
     let out = run(&cfg, &samples, &at("08:00:00"));
     let hours = summaries(&out, WindowKind::Hour);
