@@ -699,3 +699,29 @@ fn restart_mid_shift_loses_only_the_gap() {
     assert_eq!(sh.total_count, 600 + 360);
     approx(sh.run_time_s, 28800.0 - 1800.0, "run");
 }
+
+#[test]
+fn a_cycle_is_not_measured_across_a_counter_gap_or_reset() {
+    let cfg = config("UTC", day_shift(), json!([machine("m", "10s")]));
+    let out = run(
+        &cfg,
+        &[
+            s(&at("06:00:00"), "m", "running", json!(true)),
+            s(&at("06:00:00"), "m", "total_count", json!(0)),
+            s(&at("06:00:10"), "m", "total_count", json!(1)),
+            s(&at("06:00:20"), "m", "total_count", json!(2)),
+            s(&at("06:00:25"), "m", "total_count", json!(null)),
+            s(&at("06:00:30"), "m", "total_count", json!(3)),
+            s(&at("06:00:40"), "m", "total_count", json!(4)),
+            s(&at("06:10:00"), "m", "total_count", json!(1)),
+            s(&at("06:10:10"), "m", "total_count", json!(2)),
+        ],
+        &at("07:00:00"),
+    );
+    let h = summaries(&out, WindowKind::Hour)[0];
+    let c = h.cycle_time.as_ref().unwrap();
+    // Only 06:00:10→06:00:20: after the null, 06:00:30 is a baseline and 06:00:40 has no single-step
+    // predecessor; the reset at 06:10:00 is not a single step, so 06:10:10 has none either.
+    assert_eq!(c.cycles, 1, "{c:?}");
+    approx(c.max_s, 10.0, "no 9-minute cycle across the reset");
+}

@@ -47,7 +47,9 @@ use super::output::{Output, StateChange, StopEvent, Summary, WindowKind};
 use super::window::{finalize, ts, Acc, MachineInfo, OpenWindow, F_LATE, F_RESET, F_ROLLOVER};
 use super::EngineError;
 use crate::config::{Config, StateCategory};
-use crate::model::{Item, MachineEvent, MachineSpec, ModelState, ReorderBuffer, Step, GOOD, TOTAL};
+use crate::model::{
+    Item, MachineEvent, MachineSpec, ModelState, ReorderBuffer, Step, Val, GOOD, TOTAL,
+};
 use crate::sample::{MachineId, Sample, Signal};
 
 const HOUR: usize = 0;
@@ -550,6 +552,10 @@ impl MachineRt {
         if !self.started {
             self.init(ctx, item.ts);
         }
+        if item.signal.is_counter() && !matches!(item.val, Val::Int(_)) {
+            // No valid counter value: the chain of single cycles is broken.
+            self.last_inc = None;
+        }
         self.advance(ctx, item.ts, out);
         let mut evs = Events::default();
         self.model.apply(ctx.spec, item, &mut |e| evs.push(e));
@@ -849,9 +855,10 @@ impl MachineRt {
         let mask = self.model.counter_mask(ctx.spec);
         let main = if mask & 1 != 0 { TOTAL } else { GOOD };
         let mut cycle = None;
+        let single = matches!(step, Step::Delta(1));
         if role == main && parts > 0 {
             if let Some((last, one)) = self.last_inc {
-                if parts == 1
+                if single
                     && one
                     && self.state == StateCategory::Running
                     && self.since <= last
@@ -860,7 +867,7 @@ impl MachineRt {
                     cycle = u32::try_from(at - last).ok();
                 }
             }
-            self.last_inc = Some((at, parts == 1));
+            self.last_inc = Some((at, single));
         }
         for w in self.slots.iter_mut().flatten() {
             if !(w.start < at && at <= w.end) {
