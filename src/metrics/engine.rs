@@ -29,7 +29,8 @@
 //!   emitted only when they overlap a shift (always with no shift configured).
 //! - **Cycles.** `avg_cycle_time_s` = run / parts. A single cycle is observed when two consecutive part
 //!   increments are both steps of one, with the machine running and the product unchanged in between; its
-//!   time is the time between the two increments. p50/p90 are nearest-rank percentiles.
+//!   time is the time between the two increments; a counter `null`, reset or rollover breaks the chain.
+//!   p50/p90 are nearest-rank percentiles.
 //! - **Counters.** A drop with a known width (`rollover:` or an unsigned register type) is a rollover, else
 //!   a reset counting from 0; both are flagged on the window and logged. After `null`, a restart or
 //!   `mark_down`, the next value is a new baseline (parts made meanwhile are not counted).
