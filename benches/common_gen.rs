@@ -11,9 +11,14 @@ pub const MACHINES: usize = 40;
 pub fn plant() -> Config {
     let machines: Vec<_> = (0..MACHINES)
         .map(|i| {
+            let t = |leaf: &str| format!("plant/m{i:03}/{leaf}");
             json!({"id": format!("m{i:03}"), "line": format!("line{}", i % 4), "ideal_cycle_time": "2s",
                    "products": {"A": "2s", "B": "3s"},
-                   "signals": {"running": {}, "total_count": {"type": "u16"}, "reject_count": {}, "product": {}}})
+                   "source": {"mqtt": {"topic": format!("plant/m{i:03}/#")}},
+                   "signals": {"running": {"topic": t("running")},
+                               "total_count": {"topic": t("total"), "rollover": 65536},
+                               "reject_count": {"topic": t("reject")},
+                               "product": {"topic": t("product")}}})
         })
         .collect();
     serde_json::from_value(json!({
@@ -68,4 +73,26 @@ pub fn stream(start: i64, seconds: i64) -> Vec<Raw> {
         }
     }
     out
+}
+
+/// CPU time (user + system) of the calling thread in seconds, from `/proc/thread-self/stat` (Linux);
+/// `None` elsewhere. Unlike wall time it does not count the time other processes held the core.
+pub fn thread_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / clock_ticks())
+}
+
+/// Clock ticks per second of `/proc` times (`getconf CLK_TCK`, 100 when unknown).
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
 }

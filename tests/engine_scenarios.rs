@@ -274,6 +274,10 @@ fn dst_night(date: &str, start_utc: &str, end_utc: &str) -> f64 {
     assert_eq!(sh.window.start, t(start_utc), "{date}");
     assert_eq!(sh.window.end, t(end_utc), "{date}");
     approx(sh.run_time_s, sh.planned_time_s, "running all along");
+    // Local clock hours: 7 over the spring change, 9 over the autumn one (02:00–03:00 twice).
+    let hours = summaries(&out, WindowKind::Hour);
+    assert_eq!(hours.len() as f64, sh.planned_time_s / 3600.0, "{date}");
+    assert!(hours.iter().all(|h| h.planned_time_s == 3600.0));
     sh.planned_time_s
 }
 
@@ -336,12 +340,14 @@ fn parts_only_machine_runs_while_parts_arrive_and_stops_at_its_last_part() {
         json!([{"id": "p", "ideal_cycle_time": "10s", "signals": {"total_count": {}}}]),
     );
     let mut samples = Vec::new();
-    let mut n = 0;
-    for sec in (0..=3600).step_by(10).chain((4200..=7200).step_by(10)) {
+    for (n, sec) in (0..=3600)
+        .step_by(10)
+        .chain((4200..=7200).step_by(10))
+        .enumerate()
+    {
         let ts = t(&at("06:00:00")).as_second() + sec;
         let ts = jiff::Timestamp::from_second(ts).unwrap().to_string();
         samples.push(s(&ts, "p", "total_count", json!(n)));
-        n += 1;
     }
     let out = run(&cfg, &samples, &at("08:00:00"));
     let hours = summaries(&out, WindowKind::Hour);
@@ -611,4 +617,111 @@ fn a_sample_stamped_far_ahead_of_the_live_clock_is_dropped_not_trusted() {
         Ingested::Changed,
         "the machine keeps working after the bad stamp"
     );
+}
+
+#[test]
+fn without_shifts_every_hour_is_scheduled_and_no_shift_window_is_emitted() {
+    let cfg = config("UTC", json!([]), json!([machine("m", "10s")]));
+    let out = run(
+        &cfg,
+        &[
+            s("2024-03-04T00:00:00Z", "m", "running", json!(true)),
+            s("2024-03-04T00:00:00Z", "m", "total_count", json!(0)),
+            s("2024-03-04T23:00:00Z", "m", "total_count", json!(8280)),
+        ],
+        "2024-03-05T00:00:00Z",
+    );
+    assert!(summaries(&out, WindowKind::Shift).is_empty());
+    assert_eq!(summaries(&out, WindowKind::Hour).len(), 24);
+    let day = summaries(&out, WindowKind::Day);
+    assert_eq!(day.len(), 1);
+    approx(day[0].planned_time_s, 86400.0, "24/7");
+    assert_eq!(day[0].total_count, 8280);
+    approx(
+        day[0].performance.unwrap(),
+        82800.0 / 86400.0,
+        "performance",
+    );
+}
+
+#[test]
+fn restart_mid_shift_loses_only_the_gap() {
+    use shopfloor_agent::metrics::EngineSnapshot;
+    let cfg = config("UTC", day_shift(), json!([machine("m", "10s")]));
+    let before: Vec<_> = (0..=120)
+        .map(|i| {
+            let ts = jiff::Timestamp::from_second(t(&at("06:00:00")).as_second() + i * 60).unwrap();
+            s(&ts.to_string(), "m", "total_count", json!(i * 5))
+        })
+        .collect();
+    let mut e = Engine::new(&cfg).unwrap();
+    let mut out = Vec::new();
+    e.ingest(&s(&at("06:00:00"), "m", "running", json!(true)), &mut out);
+    for x in &before[..60] {
+        e.ingest(x, &mut out);
+    }
+    // The store writes a snapshot, then journals every Changed sample until the crash at 08:00.
+    let snap = serde_json::to_string(&e.snapshot()).unwrap();
+    let mut journal = Vec::new();
+    for x in &before[60..] {
+        if e.ingest(x, &mut out) == Ingested::Changed {
+            journal.push(x.clone());
+        }
+    }
+    drop(e);
+    // Restart at 08:30: restore, re-ingest the journal, mark the gap, carry on.
+    let mut e =
+        Engine::restore(&cfg, serde_json::from_str::<EngineSnapshot>(&snap).unwrap()).unwrap();
+    let mut replayed = Vec::new();
+    for x in &journal {
+        e.ingest(x, &mut replayed);
+    }
+    e.mark_down(t(&at("08:00:00")), t(&at("08:30:00")));
+    e.ingest(
+        &s(&at("08:30:00"), "m", "running", json!(true)),
+        &mut replayed,
+    );
+    e.ingest(
+        &s(&at("08:30:00"), "m", "total_count", json!(9000)),
+        &mut replayed,
+    );
+    e.ingest(
+        &s(&at("09:30:00"), "m", "total_count", json!(9360)),
+        &mut replayed,
+    );
+    e.close_until(t(&at("14:00:00")), &mut replayed);
+    // Hours closed before the crash come out again identical (same content, hence same msg_id).
+    let first: Vec<_> = summaries(&out, WindowKind::Hour);
+    let again: Vec<_> = summaries(&replayed, WindowKind::Hour);
+    assert_eq!(first[0], again[0]);
+    let sh = one_shift(&replayed);
+    approx(sh.unknown_time_s, 1800.0, "only the gap");
+    assert_eq!(sh.total_count, 600 + 360);
+    approx(sh.run_time_s, 28800.0 - 1800.0, "run");
+}
+
+#[test]
+fn a_cycle_is_not_measured_across_a_counter_gap_or_reset() {
+    let cfg = config("UTC", day_shift(), json!([machine("m", "10s")]));
+    let out = run(
+        &cfg,
+        &[
+            s(&at("06:00:00"), "m", "running", json!(true)),
+            s(&at("06:00:00"), "m", "total_count", json!(0)),
+            s(&at("06:00:10"), "m", "total_count", json!(1)),
+            s(&at("06:00:20"), "m", "total_count", json!(2)),
+            s(&at("06:00:25"), "m", "total_count", json!(null)),
+            s(&at("06:00:30"), "m", "total_count", json!(3)),
+            s(&at("06:00:40"), "m", "total_count", json!(4)),
+            s(&at("06:10:00"), "m", "total_count", json!(1)),
+            s(&at("06:10:10"), "m", "total_count", json!(2)),
+        ],
+        &at("07:00:00"),
+    );
+    let h = summaries(&out, WindowKind::Hour)[0];
+    let c = h.cycle_time.as_ref().unwrap();
+    // Only 06:00:10→06:00:20: after the null, 06:00:30 is a baseline and 06:00:40 has no single-step
+    // predecessor; the reset at 06:10:00 is not a single step, so 06:10:10 has none either.
+    assert_eq!(c.cycles, 1, "{c:?}");
+    approx(c.max_s, 10.0, "no 9-minute cycle across the reset");
 }

@@ -47,15 +47,10 @@ struct Line<'a> {
     payload: &'a serde_json::Value,
 }
 
-/// Read the config file. `crate::config::load` (validation with key paths) lands with the foundation
-/// branch; until then this reads the YAML with the `config` crate and serde directly.
+/// Read and validate the config file (every problem with its key path).
 pub fn load_config(path: &Path) -> anyhow::Result<Config> {
-    let c = config::Config::builder()
-        .add_source(config::File::from(path).format(config::FileFormat::Yaml))
-        .build()
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    c.try_deserialize::<Config>()
-        .with_context(|| format!("invalid configuration {}", path.display()))
+    crate::config::load(path)
+        .map_err(|e| anyhow::anyhow!("invalid configuration {}:\n{e}", path.display()))
 }
 
 /// Replay `input` through a fresh engine, writing message lines to `out` and bad-line errors to `err`.

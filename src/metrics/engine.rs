@@ -29,7 +29,8 @@
 //!   emitted only when they overlap a shift (always with no shift configured).
 //! - **Cycles.** `avg_cycle_time_s` = run / parts. A single cycle is observed when two consecutive part
 //!   increments are both steps of one, with the machine running and the product unchanged in between; its
-//!   time is the time between the two increments. p50/p90 are nearest-rank percentiles.
+//!   time is the time between the two increments; a counter `null`, reset or rollover breaks the chain.
+//!   p50/p90 are nearest-rank percentiles.
 //! - **Counters.** A drop with a known width (`rollover:` or an unsigned register type) is a rollover, else
 //!   a reset counting from 0; both are flagged on the window and logged. After `null`, a restart or
 //!   `mark_down`, the next value is a new baseline (parts made meanwhile are not counted).
@@ -47,7 +48,9 @@ use super::output::{Output, StateChange, StopEvent, Summary, WindowKind};
 use super::window::{finalize, ts, Acc, MachineInfo, OpenWindow, F_LATE, F_RESET, F_ROLLOVER};
 use super::EngineError;
 use crate::config::{Config, StateCategory};
-use crate::model::{Item, MachineEvent, MachineSpec, ModelState, ReorderBuffer, Step, GOOD, TOTAL};
+use crate::model::{
+    Item, MachineEvent, MachineSpec, ModelState, ReorderBuffer, Step, Val, GOOD, TOTAL,
+};
 use crate::sample::{MachineId, Sample, Signal};
 
 const HOUR: usize = 0;
@@ -349,8 +352,10 @@ impl Engine {
         Ingested::Changed
     }
 
-    /// Periodic call of live runs: flush reorder buffers older than `now − reorder_window`, infer
-    /// parts-only stops, close the windows that ended.
+    /// Periodic call of live runs (every second): flush reorder buffers older than `now − reorder_window`,
+    /// infer parts-only stops, close the windows that ended. A machine not heard from yet gets its windows
+    /// opened at the first tick (unknown time until it speaks), so a silent machine still reports. Samples
+    /// stamped more than 5 minutes after the latest `now` are dropped as late from then on.
     pub fn tick(&mut self, now: Timestamp, out: &mut Vec<Output>) {
         out.append(&mut self.pending_out);
         let now = now.as_millisecond();
@@ -367,7 +372,6 @@ impl Engine {
                 // A machine not heard from yet: its windows open now, unknown until it speaks.
                 rt.init(&ctx, wm);
             }
-            rt.release(&ctx, wm, out);
             rt.advance(&ctx, wm, out);
         }
     }
@@ -400,7 +404,8 @@ impl Engine {
             if !rt.started {
                 continue;
             }
-            let at = since.max(rt.acc_until);
+            // Samples applied after `since` (released from the buffer just now) stand.
+            let at = since.max(rt.acc_until).max(rt.max_ts);
             let mut evs = Events::default();
             rt.model.mark_unknown(at, &mut |e| evs.push(e));
             rt.last_inc = None;
@@ -547,6 +552,10 @@ impl MachineRt {
     fn process(&mut self, ctx: &Ctx<'_>, item: &Item, out: &mut Vec<Output>) {
         if !self.started {
             self.init(ctx, item.ts);
+        }
+        if item.signal.is_counter() && !matches!(item.val, Val::Int(_)) {
+            // No valid counter value: the chain of single cycles is broken.
+            self.last_inc = None;
         }
         self.advance(ctx, item.ts, out);
         let mut evs = Events::default();
@@ -761,35 +770,32 @@ impl MachineRt {
         }
         let at = at.max(self.acc_until);
         self.account(ctx, at);
-        if let Some(stop) = self.stop.take() {
-            self.stop = Some(stop);
-            if self
+        if self
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.class == StopClass::Pending)
+        {
+            let big = self
                 .stop
                 .as_ref()
-                .is_some_and(|s| s.class == StopClass::Pending)
-            {
-                let big = self
-                    .stop
-                    .as_ref()
-                    .is_some_and(|s| at - s.start >= ctx.params.small_ms);
-                self.classify(big);
-            }
-            if let Some(stop) = self.stop.take() {
-                if stop.sched_ms > 0 {
-                    out.push(Output::Stop(StopEvent {
-                        machine: ctx.id.clone(),
-                        line: ctx.spec.line.clone(),
-                        start: ts(stop.start),
-                        end: ts(at),
-                        duration_s: (at - stop.start) as f64 / 1000.0,
-                        category: stop.cat,
-                        reason: stop.reason.map(|r| self.model.codes.name(r).to_owned()),
-                        reason_text: stop
-                            .reason
-                            .and_then(|r| ctx.spec.reason_text(self.model.codes.name(r))),
-                        small_stop: stop.class == StopClass::Small,
-                    }));
-                }
+                .is_some_and(|s| at - s.start >= ctx.params.small_ms);
+            self.classify(big);
+        }
+        if let Some(stop) = self.stop.take() {
+            if stop.sched_ms > 0 {
+                out.push(Output::Stop(StopEvent {
+                    machine: ctx.id.clone(),
+                    line: ctx.spec.line.clone(),
+                    start: ts(stop.start),
+                    end: ts(at),
+                    duration_s: (at - stop.start) as f64 / 1000.0,
+                    category: stop.cat,
+                    reason: stop.reason.map(|r| self.model.codes.name(r).to_owned()),
+                    reason_text: stop
+                        .reason
+                        .and_then(|r| ctx.spec.reason_text(self.model.codes.name(r))),
+                    small_stop: stop.class == StopClass::Small,
+                }));
             }
         }
         self.prev_state = self.state;
@@ -850,9 +856,10 @@ impl MachineRt {
         let mask = self.model.counter_mask(ctx.spec);
         let main = if mask & 1 != 0 { TOTAL } else { GOOD };
         let mut cycle = None;
+        let single = matches!(step, Step::Delta(1));
         if role == main && parts > 0 {
             if let Some((last, one)) = self.last_inc {
-                if parts == 1
+                if single
                     && one
                     && self.state == StateCategory::Running
                     && self.since <= last
@@ -861,7 +868,7 @@ impl MachineRt {
                     cycle = u32::try_from(at - last).ok();
                 }
             }
-            self.last_inc = Some((at, parts == 1));
+            self.last_inc = Some((at, single));
         }
         for w in self.slots.iter_mut().flatten() {
             if !(w.start < at && at <= w.end) {
@@ -876,7 +883,7 @@ impl MachineRt {
             p.counts[role] += parts;
             if let Some(c) = cycle {
                 p.cycles += 1;
-                w.acc.cycles.push(c);
+                w.acc.add_cycle(c);
             }
         }
     }
@@ -984,5 +991,17 @@ fn add_state(
         StateCategory::Setup => acc.setup_ms += ms,
         StateCategory::PlannedStop => acc.planned_stop_ms += ms,
         StateCategory::Unknown => acc.unknown_ms += ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_and_snapshot_can_move_between_threads() {
+        fn send<T: Send + Sync>() {}
+        send::<Engine>();
+        send::<EngineSnapshot>();
     }
 }

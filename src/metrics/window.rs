@@ -59,8 +59,9 @@ pub struct Acc {
     pub counts: [u64; 3],
     /// Per product.
     pub products: Vec<ProdAcc>,
-    /// Observed single cycles (ms).
-    pub cycles: Vec<u32>,
+    /// Observed single cycles: (duration ms, how many), sorted by duration (exact, and small: poll-timed
+    /// cycles take few distinct values).
+    pub cycles: Vec<(u32, u32)>,
     /// F_* bits.
     pub flags: u8,
 }
@@ -79,6 +80,14 @@ impl Acc {
             }
         };
         &mut self.products[i]
+    }
+
+    /// Record one observed single cycle.
+    pub fn add_cycle(&mut self, ms: u32) {
+        match self.cycles.binary_search_by_key(&ms, |c| c.0) {
+            Ok(i) => self.cycles[i].1 += 1,
+            Err(i) => self.cycles.insert(i, (ms, 1)),
+        }
     }
 
     /// Classify the pending stop part: downtime (`big`) or small stop (run time of `product`).
@@ -211,11 +220,17 @@ pub fn apply_additive(s: &mut Summary, a: &Additive) {
     add("no_ideal_cycle_time", a.ideal_ms.is_none());
 }
 
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[u32], p: f64) -> u32 {
-    let n = sorted.len();
-    let rank = ((p * n as f64).ceil() as usize).clamp(1, n);
-    sorted[rank - 1]
+/// Nearest-rank percentile of (value, count) pairs sorted by value, `n` values in all.
+fn percentile(sorted: &[(u32, u32)], n: u64, p: f64) -> u32 {
+    let rank = ((p * n as f64).ceil() as u64).clamp(1, n.max(1));
+    let mut seen = 0u64;
+    for &(v, c) in sorted {
+        seen += c as u64;
+        if seen >= rank {
+            return v;
+        }
+    }
+    sorted.last().map_or(0, |c| c.0)
 }
 
 /// Everything finalization needs about the machine.
@@ -275,13 +290,13 @@ pub fn finalize(w: &OpenWindow, kind: WindowKind, end: i64, m: &MachineInfo<'_>)
         ideal_ms: if total == 0 { Some(0) } else { ideal_ms },
     };
     let cycle_time = (!a.cycles.is_empty()).then(|| {
-        let mut c = a.cycles.clone();
-        c.sort_unstable();
+        let c = &a.cycles;
+        let n: u64 = c.iter().map(|x| x.1 as u64).sum();
         CycleStats {
-            cycles: c.len() as u64,
-            p50_s: secs(percentile(&c, 0.5) as u64),
-            p90_s: secs(percentile(&c, 0.9) as u64),
-            max_s: secs(c[c.len() - 1] as u64),
+            cycles: n,
+            p50_s: secs(percentile(c, n, 0.5) as u64),
+            p90_s: secs(percentile(c, n, 0.9) as u64),
+            max_s: secs(c.last().map_or(0, |x| x.0) as u64),
         }
     });
     let mut flags = Vec::new();
@@ -335,4 +350,23 @@ pub fn finalize(w: &OpenWindow, kind: WindowKind, end: i64, m: &MachineInfo<'_>)
 /// Milliseconds → timestamp (saturating to the epoch on nonsense).
 pub fn ts(ms: i64) -> Timestamp {
     Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank_over_counted_values() {
+        let mut a = Acc::default();
+        for ms in [
+            10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 20_000, 30_000,
+        ] {
+            a.add_cycle(ms);
+        }
+        assert_eq!(a.cycles, vec![(10_000, 8), (20_000, 1), (30_000, 1)]);
+        assert_eq!(percentile(&a.cycles, 10, 0.5), 10_000);
+        assert_eq!(percentile(&a.cycles, 10, 0.9), 20_000);
+        assert_eq!(percentile(&a.cycles, 10, 1.0), 30_000);
+    }
 }

@@ -7,7 +7,7 @@ pub mod reorder;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use crate::config::{MachineConfig, StateCategory};
+use crate::config::{DataType, MachineConfig, SignalConfig, StateCategory};
 use crate::sample::{Signal, Value};
 
 pub use counter::{Counter, Step};
@@ -86,6 +86,20 @@ pub enum MachineEvent {
     },
 }
 
+/// Modulus of a counter signal: `rollover:` if set, else the width of an unsigned register type
+/// (`type:`, or `u16` by default on holding/input registers): u16 → 65536, u32 → 2^32. `None` (u64,
+/// signed, MQTT without `rollover:`): a drop is a reset.
+pub fn counter_modulus(sc: &SignalConfig) -> Option<u64> {
+    if let Some(r) = sc.rollover.filter(|r| *r > 0) {
+        return Some(r);
+    }
+    let ty = sc.data_type.or(match (sc.register, sc.bit) {
+        (Some(r), None) if !r.is_bit() => Some(DataType::U16),
+        _ => None,
+    })?;
+    ty.counter_bits().filter(|b| *b < 64).map(|b| 1u64 << b)
+}
+
 /// Static, config-derived description of one machine.
 #[derive(Debug, Clone)]
 pub struct MachineSpec {
@@ -128,12 +142,7 @@ impl MachineSpec {
         for (i, name) in role_names.iter().enumerate() {
             if let Some(sc) = m.signals.get(*name) {
                 counters_configured |= 1 << i;
-                moduli[i] = sc.rollover.filter(|r| *r > 0).or_else(|| {
-                    sc.data_type
-                        .and_then(|d| d.counter_bits())
-                        .filter(|b| *b < 64)
-                        .map(|b| 1u64 << b)
-                });
+                moduli[i] = counter_modulus(sc);
             }
         }
         let ideal_ms = m.ideal_cycle_time.map(|d| d.as_millis());
@@ -204,6 +213,11 @@ impl MachineSpec {
     }
 }
 
+/// Distinct product and reason codes kept per machine.
+pub const MAX_CODES: usize = 1024;
+/// The code standing for every code past `MAX_CODES`.
+pub const OVERFLOW_CODE: &str = "other";
+
 /// Codes (products, reasons) interned per machine; index 0 is `default`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Interner {
@@ -235,7 +249,9 @@ impl Interner {
             }
             let name = i.to_string();
             let idx = self.intern_str(&name);
-            self.ints.push((i, idx));
+            if self.ints.len() < MAX_CODES {
+                self.ints.push((i, idx));
+            }
             return idx;
         }
         match v {
@@ -248,8 +264,26 @@ impl Interner {
         if let Some(i) = self.names.iter().position(|n| n == s) {
             return i as u32;
         }
+        if self.names.len() >= MAX_CODES {
+            // A source sending ever new codes must not grow memory and snapshots without bound.
+            return self.intern_overflow();
+        }
         self.names.push(s.to_owned());
         (self.names.len() - 1) as u32
+    }
+
+    fn intern_overflow(&mut self) -> u32 {
+        match self.names.iter().position(|n| n == OVERFLOW_CODE) {
+            Some(i) => i as u32,
+            None => {
+                warn!(
+                    codes = MAX_CODES,
+                    "too many distinct product/reason codes: further ones are `{OVERFLOW_CODE}`"
+                );
+                self.names.push(OVERFLOW_CODE.to_owned());
+                (self.names.len() - 1) as u32
+            }
+        }
     }
 
     /// Name of an index.
@@ -273,6 +307,9 @@ pub struct ModelState {
     last_part: Option<i64>,
     /// Interned product and reason codes.
     pub codes: Interner,
+    /// State codes already reported as unmapped (logged once each).
+    #[serde(default)]
+    unmapped: Vec<String>,
 }
 
 impl Default for ModelState {
@@ -283,6 +320,7 @@ impl Default for ModelState {
             state: StateCategory::Unknown,
             last_part: None,
             codes: Interner::default(),
+            unmapped: Vec::new(),
         }
     }
 }
@@ -294,7 +332,11 @@ impl ModelState {
         match signal {
             Signal::Running => v.as_bool().map(Val::Bool).unwrap_or(Val::Invalid),
             Signal::State => spec.state_of(v).map(Val::State).unwrap_or_else(|| {
-                warn!(machine = %spec.id, code = %v.code_key(), "state code not in state_codes: unknown");
+                let code = v.code_key();
+                if !self.unmapped.contains(&code) {
+                    warn!(machine = %spec.id, code = %code, "state code not in state_codes: state unknown");
+                    self.unmapped.push(code);
+                }
                 Val::Invalid
             }),
             Signal::TotalCount | Signal::GoodCount | Signal::RejectCount => {
@@ -458,5 +500,115 @@ pub fn derive_counts(mask: u8, total: u64, good: u64, reject: u64) -> (u64, u64,
         0b010 => (good, good, 0),
         0b100 => (reject, 0, reject),
         _ => (0, 0, 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> MachineSpec {
+        let m: MachineConfig = serde_json::from_value(serde_json::json!({
+            "id": "m", "ideal_cycle_time": "2s",
+            "state_codes": {"1": "running", "2": "stopped", "IDLE": "planned_stop"},
+            "signals": {"state": {}, "total_count": {}, "reject_count": {}}
+        }))
+        .unwrap();
+        MachineSpec::from_config(&m)
+    }
+
+    #[test]
+    fn state_codes_map_numbers_and_words_and_unmapped_codes_are_unknown() {
+        let sp = spec();
+        let mut m = ModelState::default();
+        assert_eq!(
+            m.decode(&sp, Signal::State, Some(&Value::Int(2))),
+            Val::State(StateCategory::Stopped)
+        );
+        assert_eq!(
+            m.decode(&sp, Signal::State, Some(&Value::Text("IDLE".into()))),
+            Val::State(StateCategory::PlannedStop)
+        );
+        assert_eq!(
+            m.decode(&sp, Signal::State, Some(&Value::Float(1.0))),
+            Val::State(StateCategory::Running)
+        );
+        assert_eq!(
+            m.decode(&sp, Signal::State, Some(&Value::Int(9))),
+            Val::Invalid
+        );
+        let mut evs = Vec::new();
+        let item = Item {
+            ts: 0,
+            signal: Signal::State,
+            val: Val::Invalid,
+        };
+        m.state = StateCategory::Running;
+        m.apply(&sp, &item, &mut |e| evs.push(e));
+        assert_eq!(
+            evs,
+            vec![MachineEvent::State {
+                at: 0,
+                state: StateCategory::Unknown
+            }]
+        );
+    }
+
+    #[test]
+    fn counter_width_comes_from_rollover_or_the_register_type() {
+        let sig = |v: serde_json::Value| -> SignalConfig { serde_json::from_value(v).unwrap() };
+        assert_eq!(
+            counter_modulus(&sig(
+                serde_json::json!({"register": "holding", "address": 1})
+            )),
+            Some(65536)
+        );
+        assert_eq!(
+            counter_modulus(&sig(
+                serde_json::json!({"register": "input", "address": 1, "type": "u32"})
+            )),
+            Some(1 << 32)
+        );
+        assert_eq!(
+            counter_modulus(&sig(
+                serde_json::json!({"register": "holding", "address": 1, "type": "i32"})
+            )),
+            None
+        );
+        assert_eq!(
+            counter_modulus(&sig(serde_json::json!({"topic": "a/b"}))),
+            None
+        );
+        assert_eq!(
+            counter_modulus(&sig(serde_json::json!({"topic": "a/b", "rollover": 10000}))),
+            Some(10000)
+        );
+    }
+
+    #[test]
+    fn codes_are_interned_and_bounded() {
+        let mut c = Interner::default();
+        let a = c.intern(&Value::Int(7));
+        assert_eq!(
+            c.intern(&Value::Text("7".into())),
+            a,
+            "7 and \"7\" are one code"
+        );
+        assert_eq!(c.name(a), "7");
+        for i in 0..3 * MAX_CODES as i64 {
+            c.intern(&Value::Int(1000 + i));
+        }
+        let x = c.intern(&Value::Text("brand new".into()));
+        assert_eq!(c.name(x), OVERFLOW_CODE);
+        assert!(c.names.len() <= MAX_CODES + 1);
+    }
+
+    #[test]
+    fn two_counters_given_derive_the_third_never_negative() {
+        assert_eq!(derive_counts(0b101, 100, 0, 3), (100, 97, 3));
+        assert_eq!(derive_counts(0b011, 100, 90, 0), (100, 90, 10));
+        assert_eq!(derive_counts(0b110, 0, 90, 10), (100, 90, 10));
+        assert_eq!(derive_counts(0b001, 100, 0, 0), (100, 100, 0));
+        assert_eq!(derive_counts(0b101, 2, 0, 5), (2, 0, 5));
     }
 }

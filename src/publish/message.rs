@@ -48,10 +48,12 @@ fn payload<T: Serialize>(value: &T, schema: &str, site: &str, id: &str) -> Json 
 }
 
 fn state_message(site: &str, prefix: &str, s: &StateChange) -> Message {
+    // The previous state is part of the key: Running→Stopped→Running within one poll are three messages.
     let id = msg_id(&format!(
-        "{}|state|{}|{}",
+        "{}|state|{}|{}|{}",
         s.machine,
         s.ts,
+        s.previous.as_str(),
         s.state.as_str()
     ));
     Message {
@@ -138,6 +140,61 @@ mod tests {
             to_message("plant", "shopfloor", &Output::State(later)).msg_id,
             m.msg_id
         );
+        let mut back = state();
+        back.previous = StateCategory::Stopped;
+        assert_ne!(
+            to_message("plant", "shopfloor", &Output::State(back)).msg_id,
+            m.msg_id,
+            "same instant, same state, another transition"
+        );
+    }
+
+    #[test]
+    fn summaries_and_stops_go_to_their_topics_with_their_qos() {
+        let cfg: crate::config::Config = serde_json::from_value(serde_json::json!({
+            "site": "plant", "timezone": "UTC",
+            "shifts": [{"name": "day", "start": "06:00", "end": "14:00"}],
+            "machines": [{"id": "press-1", "line": "stamping", "ideal_cycle_time": "1s",
+                          "signals": {"running": {}, "total_count": {}}}]
+        }))
+        .unwrap();
+        let mut e = crate::metrics::Engine::new(&cfg).unwrap();
+        let mut out = Vec::new();
+        let id = e.machine_id("press-1").unwrap();
+        for (ts, run) in [
+            ("2024-03-04T06:00:00Z", true),
+            ("2024-03-04T07:00:00Z", false),
+            ("2024-03-04T07:10:00Z", true),
+        ] {
+            let s = crate::sample::Sample::new(
+                ts.parse().unwrap(),
+                id.clone(),
+                crate::sample::Signal::Running,
+                Some(crate::sample::Value::Bool(run)),
+            );
+            e.ingest(&s, &mut out);
+        }
+        let cur = e.current("2024-03-04T08:00:00Z".parse().unwrap());
+        e.close_until("2024-03-04T14:00:00Z".parse().unwrap(), &mut out);
+        let msgs: Vec<Message> = out.iter().map(|o| to_message("plant", "sf", o)).collect();
+        let find = |leaf: &str| msgs.iter().find(|m| m.topic.ends_with(leaf)).unwrap();
+        let shift = find("/oee/shift");
+        assert_eq!(shift.topic, "sf/plant/stamping/press-1/oee/shift");
+        assert_eq!((shift.retain, shift.qos), (false, 1));
+        assert_eq!(shift.payload["schema"], "shopfloor.summary.v1");
+        assert_eq!(shift.payload["window"]["kind"], "shift");
+        let hour = find("/oee/hour");
+        assert_eq!((hour.retain, hour.qos), (false, 1));
+        let stop = find("/stop");
+        assert_eq!((stop.retain, stop.qos), (false, 1));
+        assert_eq!(stop.payload["schema"], "shopfloor.stop.v1");
+        assert_eq!(stop.payload["duration_s"], 600.0);
+        let ids: std::collections::HashSet<&str> = msgs.iter().map(|m| m.msg_id.as_str()).collect();
+        assert_eq!(ids.len(), msgs.len(), "every message has its own id");
+        let m = current_message("plant", "sf", &cur[0]);
+        assert_eq!(m.topic, "sf/plant/stamping/press-1/oee/current");
+        assert_eq!((m.retain, m.qos), (true, 0));
+        assert_eq!(m.payload["window"]["kind"], "current");
     }
 
     #[test]
