@@ -7,7 +7,8 @@ use shopfloor_agent::cli::{Cli, Command};
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // The demo's live table owns the terminal: only warnings unless asked for more.
-    let demo_default = matches!(cli.command, Command::Demo(_)) && std::env::var_os("RUST_LOG").is_none();
+    let demo_default =
+        matches!(cli.command, Command::Demo(_)) && std::env::var_os("RUST_LOG").is_none();
     let level = cli
         .log_level
         .as_deref()
