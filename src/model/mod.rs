@@ -447,7 +447,8 @@ impl ModelState {
                                 machine = %spec.id, signal = %item.signal, value = ?value,
                                 "counter dropped with no known width: counted as a reset"
                             ),
-                            Step::Rollover(d) => warn!(
+                            // A known-width wrap is normal operation, not a warning.
+                            Step::Rollover(d) => tracing::info!(
                                 machine = %spec.id, signal = %item.signal, parts = d,
                                 "counter rolled over"
                             ),
