@@ -516,6 +516,15 @@ pub enum RegisterKind {
 }
 
 impl RegisterKind {
+    /// The name used in config (`coil`, `discrete`, `holding`, `input`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegisterKind::Coil => "coil",
+            RegisterKind::Discrete => "discrete",
+            RegisterKind::Holding => "holding",
+            RegisterKind::Input => "input",
+        }
+    }
     /// True for the two bit tables.
     pub fn is_bit(self) -> bool {
         matches!(self, RegisterKind::Coil | RegisterKind::Discrete)
@@ -547,6 +556,20 @@ pub enum DataType {
 }
 
 impl DataType {
+    /// The name used in config (`u16`, `f32`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataType::Bool => "bool",
+            DataType::U16 => "u16",
+            DataType::I16 => "i16",
+            DataType::U32 => "u32",
+            DataType::I32 => "i32",
+            DataType::U64 => "u64",
+            DataType::I64 => "i64",
+            DataType::F32 => "f32",
+            DataType::F64 => "f64",
+        }
+    }
     /// Registers occupied (bools: 1).
     pub fn registers(self) -> u16 {
         match self {

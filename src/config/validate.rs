@@ -926,7 +926,7 @@ fn check_modbus_signal(role: &str, sig: &SignalConfig, ctx: &mut Ctx<'_>) {
             &format!("{p}.register"),
             format!(
                 "a counter cannot be read from a single bit ({})",
-                kind_name(kind)
+                kind.as_str()
             ),
             Some("read a holding or input register with an integer type (u16, u32, …)".into()),
         );
@@ -938,8 +938,8 @@ fn check_modbus_signal(role: &str, sig: &SignalConfig, ctx: &mut Ctx<'_>) {
                 &format!("{p}.type"),
                 format!(
                     "`{}` on a {} table; coils and discrete inputs hold single bits",
-                    type_name(t),
-                    kind_name(kind)
+                    t.as_str(),
+                    kind.as_str()
                 ),
                 Some("use `type: bool` or leave `type` out".into()),
             );
@@ -962,14 +962,14 @@ fn check_modbus_signal(role: &str, sig: &SignalConfig, ctx: &mut Ctx<'_>) {
         if t != DataType::Bool {
             ctx.push(
                 &format!("{p}.type"),
-                format!("`{}` with `bit`; a bit reads as bool", type_name(t)),
+                format!("`{}` with `bit`; a bit reads as bool", t.as_str()),
                 Some("use `type: bool` or leave `type` out".into()),
             );
         }
     } else if t == DataType::Bool {
         ctx.push(
             &format!("{p}.type"),
-            format!("`bool` on a {} register needs `bit`", kind_name(kind)),
+            format!("`bool` on a {} register needs `bit`", kind.as_str()),
             Some("add `bit: 0–15`, or read a coil or discrete input".into()),
         );
     }
@@ -986,7 +986,7 @@ fn check_modbus_signal(role: &str, sig: &SignalConfig, ctx: &mut Ctx<'_>) {
                 &format!("{p}.address"),
                 format!(
                     "{address} with type {} ({width} registers) runs past 65535",
-                    type_name(t)
+                    t.as_str()
                 ),
                 Some(format!("valid: 0–{}", 65536 - width)),
             );
@@ -1001,7 +1001,7 @@ fn check_modbus_signal(role: &str, sig: &SignalConfig, ctx: &mut Ctx<'_>) {
         if set && is_16bit {
             ctx.push(
                 &format!("{p}.{key}"),
-                format!("`{key}` on a 16-bit `{}`", type_name(t)),
+                format!("`{key}` on a 16-bit `{}`", t.as_str()),
                 Some("orders apply to 32- and 64-bit types (u32, i32, f32, u64, i64, f64)".into()),
             );
         }
@@ -1111,29 +1111,6 @@ fn check_template(i: usize, t: &MqttInputTemplate, issues: &mut Vec<ConfigIssue>
     }
 }
 
-fn type_name(t: DataType) -> &'static str {
-    match t {
-        DataType::Bool => "bool",
-        DataType::U16 => "u16",
-        DataType::I16 => "i16",
-        DataType::U32 => "u32",
-        DataType::I32 => "i32",
-        DataType::U64 => "u64",
-        DataType::I64 => "i64",
-        DataType::F32 => "f32",
-        DataType::F64 => "f64",
-    }
-}
-
-fn kind_name(k: RegisterKind) -> &'static str {
-    match k {
-        RegisterKind::Coil => "coil",
-        RegisterKind::Discrete => "discrete",
-        RegisterKind::Holding => "holding",
-        RegisterKind::Input => "input",
-    }
-}
-
 /// One read of a signal on a device's register table.
 struct Occupant {
     first: u32,
@@ -1170,9 +1147,9 @@ impl Registers {
                     && !matches!((o.bit, sig.bit), (Some(a), Some(b)) if a != b)
             });
             let range = if last == address {
-                format!("{} {address}", kind_name(kind))
+                format!("{} {address}", kind.as_str())
             } else {
-                format!("{} {address}–{last}", kind_name(kind))
+                format!("{} {address}–{last}", kind.as_str())
             };
             let owner = format!("machines[{i}] ({}).signals.{role}", m.id);
             if let Some(o) = clash {

@@ -323,41 +323,18 @@ pub fn machines_yaml(machines: &[MachineConfig]) -> String {
         for (role, sig) in &m.signals {
             let mut parts = Vec::new();
             if let Some(r) = sig.register {
-                parts.push(format!("register: {}", register_name(r)));
+                parts.push(format!("register: {}", r.as_str()));
             }
             if let Some(a) = sig.address {
                 parts.push(format!("address: {a}"));
             }
             if let Some(t) = sig.data_type {
-                parts.push(format!("type: {}", type_name(t)));
+                parts.push(format!("type: {}", t.as_str()));
             }
             let _ = writeln!(y, "      {role}: {{ {} }}", parts.join(", "));
         }
     }
     y
-}
-
-fn register_name(r: RegisterKind) -> &'static str {
-    match r {
-        RegisterKind::Coil => "coil",
-        RegisterKind::Discrete => "discrete",
-        RegisterKind::Holding => "holding",
-        RegisterKind::Input => "input",
-    }
-}
-
-fn type_name(t: DataType) -> &'static str {
-    match t {
-        DataType::Bool => "bool",
-        DataType::U16 => "u16",
-        DataType::I16 => "i16",
-        DataType::U32 => "u32",
-        DataType::I32 => "i32",
-        DataType::U64 => "u64",
-        DataType::I64 => "i64",
-        DataType::F32 => "f32",
-        DataType::F64 => "f64",
-    }
 }
 
 /// A full agent config for the simulator at `host:port` (what `simulate --print-config` prints and
