@@ -431,3 +431,80 @@ async fn a_mute_unit_behind_a_gateway_costs_its_neighbour_little() {
         .filter(|s| &*s.machine == "mute")
         .all(|s| s.value.is_none()));
 }
+
+/// A "PLC" that answers every request with bytes that are not a Modbus frame, or with a well-formed MBAP
+/// header announcing a length it never sends, or with a reply to another transaction.
+async fn garbage_server(l: tokio::net::TcpListener) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut round = 0u8;
+    for _ in 0..200 {
+        let Ok((mut s, _)) = l.accept().await else {
+            return;
+        };
+        round = round.wrapping_add(1);
+        tokio::spawn(async move {
+            let mut buf = [0u8; 260];
+            for i in 0..1000u32 {
+                let Ok(n) = s.read(&mut buf).await else {
+                    return;
+                };
+                if n == 0 {
+                    return;
+                }
+                let reply: Vec<u8> = match (round as u32 + i) % 3 {
+                    0 => b"\xde\xad\xbe\xef garbage, not modbus\r\n".to_vec(),
+                    // MBAP: same transaction id, protocol 0, length 200, then only 3 bytes.
+                    1 => vec![buf[0], buf[1], 0, 0, 0, 200, buf[6], 3, 2],
+                    // A valid-looking reply to another transaction id and function code.
+                    _ => vec![buf[0] ^ 0xFF, buf[1], 0, 0, 0, 5, buf[6], 0x10, 0, 0],
+                };
+                if s.write_all(&reply).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+#[tokio::test]
+async fn garbage_frames_give_null_samples_and_never_stop_the_source_or_its_neighbours() {
+    let (bad_l, bad_addr) = listener().await;
+    tokio::spawn(garbage_server(bad_l));
+    let (good_l, good_addr) = listener().await;
+    let mut t = Tables::default();
+    t.holding.insert(0, 1);
+    let _good = serve(good_l, MapServer::new(BTreeMap::from([(1, t)])));
+    let signals = json!({"state": {"register": "holding", "address": 0}});
+    let mut agent = start(vec![
+        machine("garbled", bad_addr.port(), 1, "100ms", signals.clone()),
+        machine("healthy", good_addr.port(), 1, "100ms", signals),
+    ]);
+    let got = collect_until(&mut agent.rx, Duration::from_secs(10), |s| {
+        s.iter()
+            .any(|x| &*x.machine == "garbled" && x.value.is_none())
+            && s.iter().filter(|x| &*x.machine == "healthy").count() >= 10
+    })
+    .await;
+    assert!(
+        got.iter()
+            .filter(|s| &*s.machine == "garbled")
+            .all(|s| s.value.is_none()),
+        "no value is ever decoded from garbage: {got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|s| &*s.machine == "garbled" && s.value.is_none()),
+        "the garbled device goes null"
+    );
+    let healthy: Vec<_> = got.iter().filter(|s| &*s.machine == "healthy").collect();
+    assert!(
+        healthy.len() >= 10,
+        "the healthy device keeps polling: {healthy:?}"
+    );
+    assert!(healthy.iter().all(|s| s.value == Some(Value::Int(1))));
+    // The source is still alive: the healthy device keeps producing.
+    let later = collect_for(&mut agent.rx, Duration::from_millis(800)).await;
+    assert!(later.iter().any(|s| &*s.machine == "healthy"));
+    assert!(agent.stats.total().failures >= 3);
+    agent.stop().await;
+}
