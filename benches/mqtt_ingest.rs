@@ -2,7 +2,7 @@
 //! single-threaded tokio runtime (one core); `mosquitto_sub -q 1` counts the same stream for comparison.
 //! `cargo bench --bench mqtt_ingest [-- MESSAGES]` (default 200000). Skips when `mosquitto` is absent.
 
-#[path = "../tests/mqtt_support/mosquitto.rs"]
+#[path = "../tests/common/mosquitto.rs"]
 mod mosquitto;
 
 use std::io::{BufRead, BufReader};

@@ -18,13 +18,18 @@ const PAYLOAD: usize = 512;
 const BUDGET: f64 = 10_000.0;
 
 fn main() {
-    let Some(broker) = Mosquitto::start(None) else {
+    if !support::mosquitto::available() {
         println!(
             "outbox_drain: SKIPPED — `mosquitto` is not installed (apt-get install -y mosquitto)"
         );
         return;
-    };
+    }
     let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port();
+    let broker = Mosquitto::start(port, dir.path());
     let path = dir.path().join("bench.db");
     let cfg = StorageConfig {
         path: path.clone(),
@@ -57,7 +62,7 @@ fn main() {
         let store = StoreHandle::open(&path, &cfg).expect("store handle");
         assert_eq!(store.outbox_len().await.expect("len"), N as u64);
         let mqtt = MqttConfig {
-            port: broker.port,
+            port: broker.port(),
             client_id: "bench-drain".into(),
             ..MqttConfig::default()
         };

@@ -53,8 +53,9 @@ async fn enqueue(store: &StoreHandle, topics: &[String], n: usize) {
 #[tokio::test]
 #[ignore = "interop: run by .ci/run"]
 async fn mosquitto_restart_mid_drain_loses_no_message() {
-    let mut broker = Mosquitto::start(None).expect("mosquitto installed");
-    let sub = Subscriber::start_with(broker.port, "interop-sub", "shopfloor/#", true).await;
+    let broker_dir = tempfile::tempdir().unwrap();
+    let mut broker = Mosquitto::start(free_port(), broker_dir.path());
+    let sub = Subscriber::start_with(broker.port(), "interop-sub", "shopfloor/#", true).await;
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&dir.path().join("a.db"));
     let topics: Vec<String> = (0..4)
@@ -64,7 +65,7 @@ async fn mosquitto_restart_mid_drain_loses_no_message() {
     enqueue(&store, &topics, N).await;
 
     let mqtt = MqttConfig {
-        port: broker.port,
+        port: broker.port(),
         client_id: "interop-pub".into(),
         keep_alive: HumanDuration::from_secs(5),
         ..MqttConfig::default()
@@ -189,23 +190,20 @@ async fn tls_with_client_certificate_publishes_to_mosquitto() {
     make_certs(certs.path());
     let c = certs.path().display().to_string();
     // A TLS listener requiring client certificates, and a plain one for the test's subscriber.
-    let plain = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let plain = free_port();
     let conf = format!(
         "allow_anonymous true\ncafile {c}/ca.crt\ncertfile {c}/server.crt\nkeyfile {c}/server.key\n\
          require_certificate true\nlistener {plain} 127.0.0.1\nallow_anonymous true\n"
     );
-    let broker = Mosquitto::start(Some(&conf)).expect("mosquitto installed");
+    let broker_dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start_with(free_port(), broker_dir.path(), &conf);
     let sub = Subscriber::start(plain, "tls-sub", "shopfloor/#").await;
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&dir.path().join("a.db"));
     let topics = vec!["shopfloor/plant/l/m1/stop".to_owned()];
     enqueue(&store, &topics, 10).await;
     let mqtt = MqttConfig {
-        port: broker.port,
+        port: broker.port(),
         client_id: "tls-pub".into(),
         tls: Some(TlsConfig {
             ca_file: certs.path().join("ca.crt"),
@@ -234,4 +232,11 @@ async fn tls_with_client_certificate_publishes_to_mosquitto() {
     );
     cancel.cancel();
     task.await.unwrap().unwrap();
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
 }

@@ -1,6 +1,7 @@
 //! Shared by the MQTT input tests: a config builder, the agent's source under test, a publisher.
 #![allow(dead_code)]
 
+#[path = "../common/mosquitto.rs"]
 pub mod mosquitto;
 
 use std::collections::BTreeSet;

@@ -2,6 +2,11 @@
 //! records what it receives.
 #![allow(dead_code)]
 
+#[path = "../common/mosquitto.rs"]
+pub mod mosquitto;
+#[allow(unused_imports)]
+pub use mosquitto::Mosquitto;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -300,113 +305,4 @@ pub fn assert_complete_in_order(
         );
     }
     dups
-}
-
-/// A Mosquitto broker process on a free loopback port, with persistence in its own directory.
-pub struct Mosquitto {
-    child: Option<std::process::Child>,
-    /// Its port.
-    pub port: u16,
-    conf: std::path::PathBuf,
-    /// Its directory (config, persistence, certificates).
-    pub dir: tempfile::TempDir,
-}
-
-impl Mosquitto {
-    /// The `mosquitto` binary: on PATH, or Debian's `/usr/sbin/mosquitto`.
-    pub fn binary() -> Option<std::path::PathBuf> {
-        let on_path = std::env::var_os("PATH").and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("mosquitto"))
-                .find(|c| c.is_file())
-        });
-        on_path.or_else(|| {
-            let sbin = std::path::PathBuf::from("/usr/sbin/mosquitto");
-            sbin.is_file().then_some(sbin)
-        })
-    }
-
-    /// Start with `listener` lines of `extra` (default: a plain anonymous listener), persistence on.
-    /// `extra` may use `{dir}` for the broker's directory. `None` when mosquitto is not installed.
-    pub fn start(extra: Option<&str>) -> Option<Mosquitto> {
-        Self::binary()?;
-        let dir = tempfile::tempdir().ok()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .ok()?
-            .port();
-        let listener = extra
-            .map(|e| e.replace("{dir}", &dir.path().display().to_string()))
-            .unwrap_or_else(|| "allow_anonymous true\n".into());
-        let conf = dir.path().join("mosquitto.conf");
-        // Started as root, mosquitto would switch to user `mosquitto`, which cannot read our temporary directory.
-        let user = std::process::Command::new("id")
-            .arg("-un")
-            .output()
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| "root".into());
-        std::fs::write(
-            &conf,
-            format!(
-                "user {user}\nlistener {port} 127.0.0.1\n{listener}persistence true\npersistence_location {}/\nmax_queued_messages 0\nmax_inflight_messages 0\nlog_dest none\n",
-                dir.path().display()
-            ),
-        )
-        .ok()?;
-        let mut m = Mosquitto {
-            child: None,
-            port,
-            conf,
-            dir,
-        };
-        m.spawn();
-        Some(m)
-    }
-
-    fn spawn(&mut self) {
-        let child = std::process::Command::new(Self::binary().expect("mosquitto binary"))
-            .arg("-c")
-            .arg(&self.conf)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn mosquitto");
-        self.child = Some(child);
-        let t0 = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "mosquitto did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGTERM (Mosquitto saves its persistence file) and wait for the exit.
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = std::process::Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
-            let _ = c.wait();
-        }
-    }
-
-    /// Stop, then start again on the same port with the same persistence.
-    pub fn restart(&mut self) {
-        self.stop();
-        self.spawn();
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }

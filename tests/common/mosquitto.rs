@@ -1,4 +1,5 @@
-//! A private Mosquitto on a loopback port with persistence in a directory of our own.
+//! A private Mosquitto on a loopback port with persistence in a directory of our own (the one launcher of
+//! every test that needs Mosquitto).
 #![allow(dead_code)]
 
 use std::net::TcpStream;
@@ -21,6 +22,7 @@ pub struct Mosquitto {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    conf: PathBuf,
 }
 
 impl Mosquitto {
@@ -50,28 +52,41 @@ impl Mosquitto {
             dir.join("mosquitto.log").display()
         );
         std::fs::write(&conf, text).expect("write mosquitto.conf");
+        let mut m = Mosquitto {
+            child: None,
+            port,
+            dir: dir.to_owned(),
+            conf,
+        };
+        m.spawn();
+        m
+    }
+
+    fn spawn(&mut self) {
         let child = Command::new("mosquitto")
             .arg("-c")
-            .arg(&conf)
+            .arg(&self.conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("mosquitto on PATH (apt-get install -y mosquitto mosquitto-clients)");
-        let m = Mosquitto {
-            child: Some(child),
-            port,
-            dir: dir.to_owned(),
-        };
+        self.child = Some(child);
         let t0 = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(
                 t0.elapsed() < Duration::from_secs(10),
-                "mosquitto did not listen on {port}; log: {}",
-                m.log()
+                "mosquitto did not listen on {}; log: {}",
+                self.port,
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        m
+    }
+
+    /// Stop (SIGTERM, persistence saved), then start again on the same port with the same persistence.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
     }
 
     /// The port.
