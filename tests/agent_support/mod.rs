@@ -52,6 +52,13 @@ impl AgentConfig<'_> {
             for d in m.products.values_mut() {
                 *d = real(*d, self.sim.speed);
             }
+            // A request must time out before the next poll is due.
+            if let Some(src) = m.source.modbus.as_mut() {
+                let cap = HumanDuration::from_millis((self.interval.as_millis() * 4 / 5).max(1));
+                if src.timeout.as_millis() >= self.interval.as_millis() {
+                    src.timeout = cap;
+                }
+            }
         }
         let mut y = format!(
             "site: {site}\n\
@@ -283,7 +290,10 @@ pub fn shift_summaries(
         .expect("query");
     rows.map(|r| {
         let (m, p) = r.expect("row");
-        (m, serde_json::from_str(&p).expect("summary payload is JSON"))
+        (
+            m,
+            serde_json::from_str(&p).expect("summary payload is JSON"),
+        )
     })
     .collect()
 }
