@@ -24,6 +24,8 @@ pub fn render(view: &LiveView, now: Timestamp) -> String {
         let cur = view.current.iter().find(|s| s.machine == st.machine);
         let stop = match st.state {
             StateCategory::Running => String::new(),
+            // Unknown starts at the window's opening before the first poll: a duration would mislead.
+            StateCategory::Unknown => format!("no valid data since {}", st.ts.strftime("%H:%M:%S")),
             other => {
                 let secs = now.duration_since(st.ts).as_secs().max(0);
                 let reason = st
