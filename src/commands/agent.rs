@@ -20,8 +20,6 @@ use crate::store::{Closed, OutMessage, StopRecord, StoreHandle, SummaryRecord};
 
 /// How long the outbox may drain at shutdown before the agent exits anyway.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
-/// How often the size bound is enforced.
-const SIZE_CHECK_EVERY: Duration = Duration::from_secs(60);
 /// Samples handled per wake-up of the engine loop (one journal append per batch).
 const BATCH: usize = 512;
 
@@ -124,27 +122,14 @@ pub async fn run_agent(setup: AgentSetup, cancel: CancellationToken) -> anyhow::
     );
     snapshot_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     snapshot_every.tick().await;
-    let mut size_every = tokio::time::interval(SIZE_CHECK_EVERY);
-    size_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let max_size = cfg.storage.max_size.0;
     let mut buf: Vec<Sample> = Vec::with_capacity(BATCH);
 
     loop {
+        // Timers first (biased): a flood of samples must never starve window closing or snapshots.
+        // (The store thread enforces `storage.max_size` on its own.)
         tokio::select! {
             biased;
             _ = src_cancel.cancelled() => break,
-            n = rx.recv_many(&mut buf, BATCH) => {
-                if n == 0 { break; }
-                for s in buf.drain(..) {
-                    if engine.ingest(&s, &mut outputs) == Ingested::Changed {
-                        journal.push(s);
-                    }
-                }
-                if !journal.is_empty() {
-                    store.append_journal(std::mem::take(&mut journal)).await?;
-                }
-                emit(&store, &site, &prefix, &mut outputs).await?;
-            }
             _ = tick.tick() => {
                 engine.tick(Timestamp::now(), &mut outputs);
                 emit(&store, &site, &prefix, &mut outputs).await?;
@@ -165,11 +150,17 @@ pub async fn run_agent(setup: AgentSetup, cancel: CancellationToken) -> anyhow::
             _ = snapshot_every.tick() => {
                 save_snapshot(&store, &engine).await?;
             }
-            _ = size_every.tick() => {
-                let report = store.enforce_size(max_size).await?;
-                if !report.dropped.is_empty() {
-                    warn!(dropped = ?report.dropped, over_limit = report.over_limit, "storage bound reached: rows dropped in the documented order");
+            n = rx.recv_many(&mut buf, BATCH) => {
+                if n == 0 { break; }
+                for s in buf.drain(..) {
+                    if engine.ingest(&s, &mut outputs) == Ingested::Changed {
+                        journal.push(s);
+                    }
                 }
+                if !journal.is_empty() {
+                    store.append_journal(std::mem::take(&mut journal)).await?;
+                }
+                emit(&store, &site, &prefix, &mut outputs).await?;
             }
         }
     }

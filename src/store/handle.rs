@@ -310,8 +310,13 @@ fn store_thread(
                 if last_size_check.elapsed() >= SIZE_CHECK_EVERY {
                     last_size_check = Instant::now();
                     let _ = journal.commit(&mut store);
-                    if let Err(e) = store.enforce_size(max_bytes) {
-                        tracing::error!(error = %e, "store size check failed");
+                    match store.enforce_size(max_bytes) {
+                        Ok(r) if !r.dropped.is_empty() => tracing::warn!(
+                            dropped = ?r.dropped, over_limit = r.over_limit,
+                            "storage bound reached: rows dropped in the documented order"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(error = %e, "store size check failed"),
                     }
                 }
             }
