@@ -16,48 +16,17 @@ use shopfloor_agent::sim::{self, SimOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-const BUDGET_KB: u64 = 50 * 1024;
-
-/// `--name VALUE` from the command line (cargo bench adds its own `--bench`).
-fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+#[path = "common/procfs.rs"]
+mod procfs;
+use procfs::{arg, clock_ticks_per_s, cpu_ticks, status_kb};
 
 /// `(VmRSS, VmHWM)` in kB.
 fn memory_kb(pid: u32) -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u64>().ok())
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
+    let pid = pid.to_string();
+    Some((status_kb(&pid, "VmRSS:")?, status_kb(&pid, "VmHWM:")?))
 }
 
-/// utime + stime of the process, in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the `(comm)`, which may hold spaces: state is field 3, utime 14, stime 15.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-}
-
-fn clock_ticks_per_s() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
+const BUDGET_KB: u64 = 50 * 1024;
 
 fn mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
@@ -113,7 +82,7 @@ async fn run(seconds: u64, machines: u16, speed: f64) -> bool {
     let mut agent = Agent::start(&config, &log);
     let hz = clock_ticks_per_s();
     let t0 = Instant::now();
-    let cpu0 = cpu_ticks(agent.pid).unwrap_or(0);
+    let cpu0 = cpu_ticks(&agent.pid.to_string()).unwrap_or(0);
     let (mut rss_max, mut hwm, mut rss_last) = (0u64, 0u64, 0u64);
     let mut rss_sum = 0u64;
     let mut samples = 0u64;
@@ -126,7 +95,8 @@ async fn run(seconds: u64, machines: u16, speed: f64) -> bool {
             println!("the agent exited early\n{}", agent.log_tail(30));
             return false;
         }
-        let (Some((rss, h)), Some(cpu)) = (memory_kb(agent.pid), cpu_ticks(agent.pid)) else {
+        let (Some((rss, h)), Some(cpu)) = (memory_kb(agent.pid), cpu_ticks(&agent.pid.to_string()))
+        else {
             println!("cannot read /proc/{}", agent.pid);
             return false;
         };
@@ -149,7 +119,10 @@ async fn run(seconds: u64, machines: u16, speed: f64) -> bool {
         }
     }
     let elapsed = t0.elapsed().as_secs_f64();
-    let cpu_total = cpu_ticks(agent.pid).unwrap_or(cpu0).saturating_sub(cpu0) as f64 / hz;
+    let cpu_total = cpu_ticks(&agent.pid.to_string())
+        .unwrap_or(cpu0)
+        .saturating_sub(cpu0) as f64
+        / hz;
 
     let (journal, summaries, stops, outbox) = {
         let conn = open_db(&db);
