@@ -725,3 +725,72 @@ fn a_cycle_is_not_measured_across_a_counter_gap_or_reset() {
     assert_eq!(c.cycles, 1, "{c:?}");
     approx(c.max_s, 10.0, "no 9-minute cycle across the reset");
 }
+
+#[test]
+fn a_product_change_during_an_unnoticed_stop_does_not_move_the_stop_start_of_a_parts_only_machine()
+{
+    let cfg = config(
+        "UTC",
+        day_shift(),
+        json!([{"id": "p", "ideal_cycle_time": "20s", "products": {"A": "20s", "B": "20s"},
+                "signals": {"total_count": {}, "product": {}}}]),
+    );
+    let mut samples = vec![s(&at("06:00:00"), "p", "product", json!("A"))];
+    for (n, sec) in (0..=3600).step_by(20).enumerate() {
+        let ts = jiff::Timestamp::from_second(t(&at("06:00:00")).as_second() + sec).unwrap();
+        samples.push(s(&ts.to_string(), "p", "total_count", json!(n)));
+    }
+    // Last part 07:00:00; the product changes 50 s later, before the 60 s stop_after has passed.
+    samples.push(s(&at("07:00:50"), "p", "product", json!("B")));
+    samples.push(s(&at("07:30:00"), "p", "total_count", json!(182)));
+    let out = run(&cfg, &samples, &at("08:00:00"));
+    let st = stops(&out);
+    assert_eq!(st.len(), 1, "{st:?}");
+    assert_eq!(
+        st[0].start,
+        t(&at("07:00:00")),
+        "the stop dates from the last part"
+    );
+    assert_eq!(st[0].end, t(&at("07:30:00")));
+    approx(st[0].duration_s, 1800.0, "07:00–07:30 is one stop");
+}
+
+#[test]
+fn a_stray_sample_of_an_unconfigured_counter_does_not_change_how_good_is_derived() {
+    let cfg = config(
+        "UTC",
+        day_shift(),
+        json!([{"id": "m", "ideal_cycle_time": "1s", "signals": {"running": {}, "total_count": {}}}]),
+    );
+    let samples = vec![
+        s(&at("06:00:00"), "m", "running", json!(true)),
+        s(&at("06:00:00"), "m", "total_count", json!(0)),
+        s(&at("06:30:00"), "m", "good_count", json!(5)),
+        s(&at("06:59:00"), "m", "total_count", json!(2000)),
+    ];
+    let out = run(&cfg, &samples, &at("07:00:00"));
+    let h = &summaries(&out, WindowKind::Hour)[0];
+    assert_eq!(
+        (h.total_count, h.good_count, h.reject_count),
+        (2000, 2000, 0)
+    );
+    assert_eq!(h.quality, Some(1.0));
+}
+
+#[test]
+fn an_absurd_counter_jump_saturates_instead_of_overflowing() {
+    let cfg = config("UTC", day_shift(), json!([machine("m", "1s")]));
+    let samples = vec![
+        s(&at("06:00:00"), "m", "running", json!(true)),
+        s(&at("06:00:00"), "m", "total_count", json!(0)),
+        s(&at("06:00:00"), "m", "reject_count", json!(0)),
+        s(&at("06:10:00"), "m", "total_count", json!(i64::MAX)),
+        s(&at("06:20:00"), "m", "total_count", json!(i64::MAX)),
+        s(&at("06:20:00"), "m", "reject_count", json!(i64::MAX)),
+    ];
+    let out = run(&cfg, &samples, &at("07:00:00"));
+    let h = &summaries(&out, WindowKind::Hour)[0];
+    assert_eq!(h.total_count, i64::MAX as u64);
+    assert!(h.ideal_time_s.is_finite() && h.ideal_time_s > 0.0);
+    assert!(h.flags.iter().any(|f| f == "performance_over_100"));
+}

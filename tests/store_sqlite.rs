@@ -221,6 +221,30 @@ fn snapshot_marks_where_replay_starts() {
 }
 
 #[test]
+fn journal_ids_never_go_back_below_a_snapshot_after_the_journal_was_emptied() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    let mut store = Store::open(&path, &cfg(&path)).unwrap();
+    store
+        .append_journal(&(0..10).map(|i| sample(i, i)).collect::<Vec<_>>())
+        .unwrap();
+    let snap = store.save_snapshot(ts(10), "{}").unwrap();
+    // The size bound may delete every journal row behind the snapshot.
+    store
+        .connection()
+        .execute("DELETE FROM journal", [])
+        .unwrap();
+    drop(store);
+    let mut store = Store::open(&path, &cfg(&path)).unwrap();
+    store.append_journal(&[sample(11, 42)]).unwrap();
+    assert_eq!(
+        store.journal_after(snap.journal_id).unwrap(),
+        vec![sample(11, 42)],
+        "a row written after the snapshot is replayed, not skipped"
+    );
+}
+
+#[test]
 fn null_and_text_values_round_trip_through_the_journal() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.db");

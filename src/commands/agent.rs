@@ -63,6 +63,9 @@ pub async fn run_agent(setup: AgentSetup, cancel: CancellationToken) -> anyhow::
         .await?;
 
     let mut engine = recover(&cfg, &store, started).await?;
+    // Snapshot at once: a second crash before the first periodic snapshot must not replay across this outage
+    // (which `mark_down` recorded only in memory).
+    save_snapshot(&store, &engine).await?;
     let site = cfg.site.clone();
     let prefix = cfg.mqtt.topic_prefix.clone();
 
@@ -81,8 +84,27 @@ pub async fn run_agent(setup: AgentSetup, cancel: CancellationToken) -> anyhow::
             started,
         };
         tokio::spawn(async move {
-            if let Err(e) = publisher::run(mqtt, site, store, status, cancel).await {
-                warn!(error = %e, "publisher stopped");
+            // The publisher returns only on cancel or on an error of the store or the config; retry the former
+            // with a pause rather than leave the outbox growing until the next restart.
+            while !cancel.is_cancelled() {
+                match publisher::run(
+                    mqtt.clone(),
+                    site.clone(),
+                    store.clone(),
+                    status.clone(),
+                    cancel.clone(),
+                )
+                .await
+                {
+                    Ok(()) => break,
+                    Err(e) => {
+                        warn!(error = %e, "publisher stopped; restarting it in 5 s");
+                        tokio::select! {
+                            _ = cancel.cancelled() => break,
+                            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                        }
+                    }
+                }
             }
         })
     };
@@ -222,7 +244,14 @@ async fn recover(cfg: &Config, store: &StoreHandle, now: Timestamp) -> anyhow::R
     let mut last = snap.ts;
     let mut outputs = Vec::new();
     let replayed = journal.len();
+    // The live engine was ticked every second; tick the replay too as event time advances, so windows close and
+    // samples are judged against the clock they were taken under (not the snapshot's).
+    let mut ticked = snap.ts;
     for s in &journal {
+        if s.ts.duration_since(ticked).as_secs() >= 1 {
+            engine.tick(s.ts, &mut outputs);
+            ticked = s.ts;
+        }
         engine.ingest(s, &mut outputs);
         last = last.max(s.ts);
     }

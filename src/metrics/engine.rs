@@ -211,7 +211,17 @@ impl Engine {
             let id: MachineId = Arc::from(m.id.as_str());
             by_ptr.insert(Arc::as_ptr(&id) as *const u8 as usize, i as u32);
             ids.push(id);
-            specs.push(MachineSpec::from_config(m));
+            let mut spec = MachineSpec::from_config(m);
+            // Machines fed by `mqtt_inputs` templates take their counters' `rollover` from the template.
+            for (i, role) in [Signal::TotalCount, Signal::GoodCount, Signal::RejectCount]
+                .into_iter()
+                .enumerate()
+            {
+                if spec.moduli[i].is_none() {
+                    spec.moduli[i] = config.counter_modulus(m, role);
+                }
+            }
+            specs.push(spec);
         }
         Ok(Engine {
             cal,
@@ -742,7 +752,10 @@ impl MachineRt {
             MachineEvent::Count { at, role, step } => self.count(ctx, at, role, step),
             MachineEvent::Product { at, product } => {
                 if product != self.product {
-                    self.account(ctx, at);
+                    // A parts-only machine may already be stopped since its last part without knowing it yet:
+                    // account only up to what is settled, so a stop inferred later still dates from that part.
+                    let settled = self.model.settled_until(ctx.spec, at);
+                    self.account(ctx, settled);
                     self.prev_product = self.product;
                     self.product = product;
                     self.product_since = at;
@@ -878,9 +891,9 @@ impl MachineRt {
             if !in_shift {
                 continue;
             }
-            w.acc.counts[role] += parts;
+            w.acc.counts[role] = w.acc.counts[role].saturating_add(parts);
             let p = w.acc.product(product);
-            p.counts[role] += parts;
+            p.counts[role] = p.counts[role].saturating_add(parts);
             if let Some(c) = cycle {
                 p.cycles += 1;
                 w.acc.add_cycle(c);

@@ -257,7 +257,7 @@ pub fn finalize(w: &OpenWindow, kind: WindowKind, end: i64, m: &MachineInfo<'_>)
         let (pt, pg, pr) = derive_counts(m.mask, p.counts[0], p.counts[1], p.counts[2]);
         if pt > 0 {
             ideal_ms = match (ideal_ms, ideal) {
-                (Some(s), Some(i)) => Some(s + i * pt),
+                (Some(s), Some(i)) => Some(s.saturating_add(i.saturating_mul(pt))),
                 _ => None,
             };
         }

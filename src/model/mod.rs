@@ -346,9 +346,15 @@ impl ModelState {
         }
     }
 
-    /// Counter roles present: configured or seen.
+    /// Counter roles present: configured, else seen.
     pub fn counter_mask(&self, spec: &MachineSpec) -> u8 {
-        (spec.counters_configured | self.seen) & 0b111
+        // Configured roles decide how counts are derived; a stray sample of another role must not change that.
+        // Only a machine with no configured counter (fed by templates) falls back to the roles seen.
+        if spec.counters_configured != 0 {
+            spec.counters_configured & 0b111
+        } else {
+            self.seen & 0b111
+        }
     }
 
     /// True while the state is inferred from parts.
@@ -496,7 +502,7 @@ pub fn derive_counts(mask: u8, total: u64, good: u64, reject: u64) -> (u64, u64,
         0b111 => (total, good, reject),
         0b101 => (total, total.saturating_sub(reject), reject),
         0b011 => (total, good, total.saturating_sub(good)),
-        0b110 => (good + reject, good, reject),
+        0b110 => (good.saturating_add(reject), good, reject),
         0b001 => (total, total, 0),
         0b010 => (good, good, 0),
         0b100 => (reject, 0, reject),

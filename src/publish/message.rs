@@ -78,8 +78,17 @@ fn stop_message(site: &str, prefix: &str, s: &StopEvent) -> Message {
 
 fn summary_message(site: &str, prefix: &str, s: &Summary) -> Message {
     let kind = s.window.kind.as_str();
-    let id = msg_id(&format!("{}|{}|{}", s.machine, kind, s.window.start));
     let current = s.window.kind == WindowKind::Current;
+    // A closed window is one message forever; `current` is a new message at every update (its `end` is the
+    // time of the figures), so the live table and dashboards that drop duplicates by msg_id see each update.
+    let id = if current {
+        msg_id(&format!(
+            "{}|{}|{}|{}",
+            s.machine, kind, s.window.start, s.window.end
+        ))
+    } else {
+        msg_id(&format!("{}|{}|{}", s.machine, kind, s.window.start))
+    };
     Message {
         topic: machine_topic(prefix, site, &s.line, &s.machine, &format!("oee/{kind}")),
         retain: current,
@@ -175,6 +184,7 @@ mod tests {
             e.ingest(&s, &mut out);
         }
         let cur = e.current("2024-03-04T08:00:00Z".parse().unwrap());
+        let later = e.current("2024-03-04T08:00:10Z".parse().unwrap());
         e.close_until("2024-03-04T14:00:00Z".parse().unwrap(), &mut out);
         let msgs: Vec<Message> = out.iter().map(|o| to_message("plant", "sf", o)).collect();
         let find = |leaf: &str| msgs.iter().find(|m| m.topic.ends_with(leaf)).unwrap();
@@ -195,6 +205,11 @@ mod tests {
         assert_eq!(m.topic, "sf/plant/stamping/press-1/oee/current");
         assert_eq!((m.retain, m.qos), (true, 0));
         assert_eq!(m.payload["window"]["kind"], "current");
+        // Each update of the shift-to-date figures is a new message (the store re-sends the live row only when
+        // its msg_id changes); the same figures give the same id.
+        let m2 = current_message("plant", "sf", &later[0]);
+        assert_ne!(m.msg_id, m2.msg_id, "a later update has a new msg_id");
+        assert_eq!(m.msg_id, current_message("plant", "sf", &cur[0]).msg_id);
     }
 
     #[test]

@@ -81,6 +81,25 @@ pub const MIGRATIONS: &[&str] = &[
         at    INTEGER NOT NULL
     );
     "#,
+    // v3: journal ids never come back (AUTOINCREMENT). Without it, an emptied journal handed out id 1 again, below
+    // the latest snapshot's `journal_id`, so recovery skipped and the size bound deleted rows written after it.
+    r#"
+    CREATE TABLE journal_v3 (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts      INTEGER NOT NULL,
+        machine TEXT    NOT NULL,
+        signal  TEXT    NOT NULL,
+        value   TEXT    NOT NULL
+    );
+    INSERT INTO journal_v3 (id, ts, machine, signal, value) SELECT id, ts, machine, signal, value FROM journal;
+    DROP TABLE journal;
+    ALTER TABLE journal_v3 RENAME TO journal;
+    CREATE INDEX journal_ts ON journal(ts);
+    DELETE FROM sqlite_sequence WHERE name IN ('journal', 'journal_v3');
+    INSERT INTO sqlite_sequence (name, seq) VALUES ('journal', max(
+        coalesce((SELECT max(id) FROM journal), 0),
+        coalesce((SELECT max(journal_id) FROM snapshot), 0)));
+    "#,
 ];
 
 /// The schema version this build writes.
