@@ -43,6 +43,7 @@ pub fn demo_yaml(opts: &SimOptions, sim_port: u16, broker_port: u16, db: &str) -
          mqtt: {{ host: 127.0.0.1, port: {broker_port}, client_id: shopfloor-demo, topic_prefix: shopfloor }}\n\
          storage: {{ path: \"{db}\", snapshot_interval: 10s }}\n\
          live_interval: 2s\n\
+         reorder_window: 1s\n\
          shifts:\n\
          \x20 - {{ name: early, start: \"06:00\", end: \"14:00\", breaks: [ {{ start: \"10:00\", end: \"10:15\" }} ] }}\n\
          \x20 - {{ name: late, start: \"14:00\", end: \"22:00\", breaks: [ {{ start: \"18:00\", end: \"18:15\" }} ] }}\n\
