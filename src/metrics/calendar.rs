@@ -73,21 +73,6 @@ pub struct Calendar {
     non_production: Vec<Date>,
 }
 
-/// Parse local `HH:MM` (`24:00` is midnight).
-pub fn parse_hhmm(s: &str) -> Option<(i8, i8)> {
-    let (h, m) = s.trim().split_once(':')?;
-    if h.is_empty() || h.len() > 2 || m.len() != 2 {
-        return None;
-    }
-    let h: i8 = h.parse().ok()?;
-    let m: i8 = m.parse().ok()?;
-    match (h, m) {
-        (24, 0) => Some((0, 0)),
-        (0..=23, 0..=59) => Some((h, m)),
-        _ => None,
-    }
-}
-
 fn weekday_index(d: Date) -> usize {
     d.weekday().to_monday_zero_offset() as usize
 }
@@ -123,10 +108,12 @@ impl Calendar {
 
     fn shift_def(s: &ShiftConfig) -> Result<ShiftDef, EngineError> {
         let t = |v: &str| {
-            parse_hhmm(v).ok_or_else(|| EngineError::ShiftTime {
-                shift: s.name.clone(),
-                value: v.to_owned(),
-            })
+            crate::config::parse_hhmm(v)
+                .map(|t| (t.hour(), t.minute()))
+                .ok_or_else(|| EngineError::ShiftTime {
+                    shift: s.name.clone(),
+                    value: v.to_owned(),
+                })
         };
         let mut days = [false; 7];
         for d in &s.days {
