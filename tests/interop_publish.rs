@@ -8,31 +8,15 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use jiff::Timestamp;
 use serde_json::json;
-use shopfloor_agent::config::{HumanDuration, MqttConfig, StorageConfig, TlsConfig};
-use shopfloor_agent::publish::publisher::{self, StatusInfo};
+use shopfloor_agent::config::{HumanDuration, MqttConfig, TlsConfig};
+use shopfloor_agent::publish::broker::free_port;
 use shopfloor_agent::store::{OutMessage, StoreHandle};
-use support::{assert_complete_in_order, eventually, Mosquitto, Subscriber};
-use tokio_util::sync::CancellationToken;
+use support::{
+    assert_complete_in_order, eventually, open_store, start_publisher, Mosquitto, Subscriber,
+};
 
 const LONG: Duration = Duration::from_secs(60);
-
-fn status() -> StatusInfo {
-    StatusInfo {
-        version: "interop".into(),
-        config_hash: "h".into(),
-        started: Timestamp::now(),
-    }
-}
-
-fn open_store(path: &Path) -> StoreHandle {
-    let cfg = StorageConfig {
-        path: path.to_path_buf(),
-        ..StorageConfig::default()
-    };
-    StoreHandle::open(path, &cfg).unwrap()
-}
 
 async fn enqueue(store: &StoreHandle, topics: &[String], n: usize) {
     for i in 0..n {
@@ -54,7 +38,7 @@ async fn enqueue(store: &StoreHandle, topics: &[String], n: usize) {
 #[ignore = "interop: run by .ci/run"]
 async fn mosquitto_restart_mid_drain_loses_no_message() {
     let broker_dir = tempfile::tempdir().unwrap();
-    let mut broker = Mosquitto::start(free_port(), broker_dir.path());
+    let mut broker = Mosquitto::start(free_port("127.0.0.1").unwrap(), broker_dir.path());
     let sub = Subscriber::start_with(broker.port(), "interop-sub", "shopfloor/#", true).await;
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&dir.path().join("a.db"));
@@ -70,14 +54,7 @@ async fn mosquitto_restart_mid_drain_loses_no_message() {
         keep_alive: HumanDuration::from_secs(5),
         ..MqttConfig::default()
     };
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(publisher::run(
-        mqtt,
-        "plant".into(),
-        store.clone(),
-        status(),
-        cancel.clone(),
-    ));
+    let (cancel, task) = start_publisher(mqtt, &store);
     sub.wait_for(LONG, "drain under way", |g| g.len() > 2000)
         .await;
     let before = store.outbox_len().await.unwrap();
@@ -190,13 +167,13 @@ async fn tls_with_client_certificate_publishes_to_mosquitto() {
     make_certs(certs.path());
     let c = certs.path().display().to_string();
     // A TLS listener requiring client certificates, and a plain one for the test's subscriber.
-    let plain = free_port();
+    let plain = free_port("127.0.0.1").unwrap();
     let conf = format!(
         "allow_anonymous true\ncafile {c}/ca.crt\ncertfile {c}/server.crt\nkeyfile {c}/server.key\n\
          require_certificate true\nlistener {plain} 127.0.0.1\nallow_anonymous true\n"
     );
     let broker_dir = tempfile::tempdir().unwrap();
-    let broker = Mosquitto::start_with(free_port(), broker_dir.path(), &conf);
+    let broker = Mosquitto::start_with(free_port("127.0.0.1").unwrap(), broker_dir.path(), &conf);
     let sub = Subscriber::start(plain, "tls-sub", "shopfloor/#").await;
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&dir.path().join("a.db"));
@@ -212,14 +189,7 @@ async fn tls_with_client_certificate_publishes_to_mosquitto() {
         }),
         ..MqttConfig::default()
     };
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(publisher::run(
-        mqtt,
-        "plant".into(),
-        store.clone(),
-        status(),
-        cancel.clone(),
-    ));
+    let (cancel, task) = start_publisher(mqtt, &store);
     let got = sub
         .wait_for(LONG, "10 messages over TLS", |g| {
             g.iter().filter(|r| r.topic == topics[0]).count() >= 10
@@ -232,11 +202,4 @@ async fn tls_with_client_certificate_publishes_to_mosquitto() {
     );
     cancel.cancel();
     task.await.unwrap().unwrap();
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
 }

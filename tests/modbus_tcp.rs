@@ -258,19 +258,10 @@ async fn a_device_that_never_answers_goes_null_once_after_fail_after() {
     agent.stop().await;
 }
 
-/// Log lines captured from the current thread's subscriber.
-#[derive(Clone, Default)]
-struct LogBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+// Log lines captured from the current thread's subscriber.
+#[path = "common/logbuf.rs"]
+mod logbuf;
+use logbuf::LogBuf;
 
 // Current-thread runtime: the spawned polling task logs through this thread's subscriber.
 #[tokio::test(flavor = "current_thread")]

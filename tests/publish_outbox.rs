@@ -4,18 +4,17 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::json;
 use shopfloor_agent::config::{BrokerMode, HumanDuration, MqttConfig, StorageConfig};
 use shopfloor_agent::publish::broker::{free_port, EmbeddedBroker};
-use shopfloor_agent::publish::publisher::{self, PublishError, StatusInfo};
+use shopfloor_agent::publish::publisher::{self, PublishError};
 use shopfloor_agent::store::{OutMessage, StoreHandle};
-use support::{assert_complete_in_order, eventually, Proxy, Received, Subscriber};
+use support::{
+    assert_complete_in_order, eventually, open_store, start_publisher, Proxy, Received, Subscriber,
+};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -30,38 +29,6 @@ fn mqtt(port: u16, client_id: &str) -> MqttConfig {
         keep_alive: HumanDuration::from_secs(5),
         ..MqttConfig::default()
     }
-}
-
-fn status() -> StatusInfo {
-    StatusInfo {
-        version: "9.9.9-test".into(),
-        config_hash: "cafe1234".into(),
-        started: Timestamp::from_second(1_700_000_000).unwrap(),
-    }
-}
-
-fn open_store(path: &Path) -> StoreHandle {
-    let cfg = StorageConfig {
-        path: path.to_path_buf(),
-        commit_interval: HumanDuration::from_millis(100),
-        ..StorageConfig::default()
-    };
-    StoreHandle::open(path, &cfg).unwrap()
-}
-
-fn start(
-    mqtt: MqttConfig,
-    store: &StoreHandle,
-) -> (CancellationToken, JoinHandle<Result<(), PublishError>>) {
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(publisher::run(
-        mqtt,
-        "plant".into(),
-        store.clone(),
-        status(),
-        cancel.clone(),
-    ));
-    (cancel, task)
 }
 
 async fn stop(cancel: CancellationToken, task: JoinHandle<Result<(), PublishError>>) {
@@ -112,7 +79,7 @@ async fn outbox_drains_in_order_and_rows_are_deleted_only_after_their_puback() {
     let sub = Subscriber::start(broker.port(), "sub-order", "shopfloor/#").await;
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&dir.path().join("a.db"));
-    let (cancel, task) = start(mqtt(proxy.port(), "pub-order"), &store);
+    let (cancel, task) = start_publisher(mqtt(proxy.port(), "pub-order"), &store);
     sub.wait_for(LONG, "birth", |g| online_count(g) == 1).await;
 
     // Frozen network: the rows are handed to the client and written, but no PUBACK can come back.
@@ -152,7 +119,7 @@ async fn broker_outage_mid_production_loses_no_qos1_message_and_keeps_order_per_
     let sub = Subscriber::start(broker.port(), "sub-outage", "shopfloor/#").await;
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&dir.path().join("a.db"));
-    let (cancel, task) = start(mqtt(proxy.port(), "pub-outage"), &store);
+    let (cancel, task) = start_publisher(mqtt(proxy.port(), "pub-outage"), &store);
     sub.wait_for(LONG, "birth", |g| online_count(g) == 1).await;
 
     let topics: Vec<String> = (0..3)
@@ -218,7 +185,7 @@ async fn restarted_publisher_resends_rows_that_were_never_acknowledged() {
     let topic = "shopfloor/plant/l/m1/oee/shift";
     {
         let store = open_store(&path);
-        let (cancel, task) = start(mqtt(proxy.port(), "pub-restart"), &store);
+        let (cancel, task) = start_publisher(mqtt(proxy.port(), "pub-restart"), &store);
         sub.wait_for(LONG, "birth", |g| online_count(g) == 1).await;
         proxy.pause();
         enqueue(&store, topic, 0..50).await;
@@ -233,7 +200,7 @@ async fn restarted_publisher_resends_rows_that_were_never_acknowledged() {
         50,
         "un-acked rows survive the restart"
     );
-    let (cancel, task) = start(mqtt(broker.port(), "pub-restart"), &store);
+    let (cancel, task) = start_publisher(mqtt(broker.port(), "pub-restart"), &store);
     let got = sub
         .wait_for(LONG, "50 messages", |g| {
             g.iter().filter(|r| r.topic == topic).count() >= 50
@@ -255,7 +222,7 @@ async fn live_topics_send_only_their_latest_value_after_an_outage() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&dir.path().join("a.db"));
     proxy.cut();
-    let (cancel, task) = start(mqtt(proxy.port(), "pub-live"), &store);
+    let (cancel, task) = start_publisher(mqtt(proxy.port(), "pub-live"), &store);
     let state = "shopfloor/plant/l/m1/state";
     let current = "shopfloor/plant/l/m1/oee/current";
     for i in 0..30 {
@@ -306,7 +273,7 @@ async fn birth_is_retained_online_and_the_will_says_offline_when_the_connection_
     let sub = Subscriber::start(broker.port(), "sub-status", STATUS).await;
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&dir.path().join("a.db"));
-    let (cancel, task) = start(mqtt(proxy.port(), "pub-status"), &store);
+    let (cancel, task) = start_publisher(mqtt(proxy.port(), "pub-status"), &store);
     let got = sub.wait_for(LONG, "birth", |g| online_count(g) == 1).await;
     let birth = &got.iter().find(|r| r.topic == STATUS).unwrap().payload;
     assert_eq!(birth["schema"], "shopfloor.status.v1");
@@ -355,7 +322,7 @@ async fn embedded_broker_mode_starts_a_broker_and_publishes_to_it() {
     let store = open_store(&dir.path().join("a.db"));
     let mut cfg = mqtt(port, "pub-embedded");
     cfg.broker = BrokerMode::Embedded;
-    let (cancel, task) = start(cfg, &store);
+    let (cancel, task) = start_publisher(cfg, &store);
     eventually(LONG, "embedded broker listening", || async move {
         tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
@@ -371,18 +338,9 @@ async fn embedded_broker_mode_starts_a_broker_and_publishes_to_it() {
     stop(cancel, task).await;
 }
 
-#[derive(Clone, Default)]
-struct LogBuf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogBuf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+#[path = "common/logbuf.rs"]
+mod logbuf;
+use logbuf::LogBuf;
 
 #[tokio::test(flavor = "current_thread")]
 async fn password_is_read_from_its_file_and_never_logged() {
@@ -405,7 +363,7 @@ async fn password_is_read_from_its_file_and_never_logged() {
     let mut cfg = mqtt(proxy.port(), "pub-secret");
     cfg.username = Some("agent".into());
     cfg.password_file = Some(pw);
-    let (cancel, task) = start(cfg.clone(), &store);
+    let (cancel, task) = start_publisher(cfg.clone(), &store);
     sub.wait_for(LONG, "birth", |g| online_count(g) == 1).await;
     proxy.cut();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -420,7 +378,7 @@ async fn password_is_read_from_its_file_and_never_logged() {
         cfg,
         "plant".into(),
         store.clone(),
-        status(),
+        support::status(),
         CancellationToken::new(),
     )
     .await
@@ -466,7 +424,7 @@ async fn a_message_no_broker_would_accept_is_dropped_and_counted_without_blockin
             .await
             .unwrap();
     }
-    let (cancel, task) = start(mqtt(broker.port(), "pub-poison"), &store);
+    let (cancel, task) = start_publisher(mqtt(broker.port(), "pub-poison"), &store);
     let got = sub
         .wait_for(LONG, "6 good messages", |g| {
             g.iter().filter(|r| r.topic == topic).count() >= 6
@@ -529,7 +487,7 @@ async fn drops_by_the_size_bound_are_reported_in_the_status_birth() {
     }
     let store = open_store(&path);
     let dropped = store.drop_counts().await.unwrap()[0].1;
-    let (cancel, task) = start(mqtt(broker.port(), "pub-drops"), &store);
+    let (cancel, task) = start_publisher(mqtt(broker.port(), "pub-drops"), &store);
     let got = sub.wait_for(LONG, "birth", |g| online_count(g) == 1).await;
     assert_eq!(got[0].payload["drops"]["hour_summary"], dropped);
     assert!(publisher::wait_drained(&store, LONG).await.unwrap());

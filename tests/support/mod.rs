@@ -306,3 +306,41 @@ pub fn assert_complete_in_order(
     }
     dups
 }
+
+/// The birth the test publishers announce.
+pub fn status() -> shopfloor_agent::publish::publisher::StatusInfo {
+    shopfloor_agent::publish::publisher::StatusInfo {
+        version: "9.9.9-test".into(),
+        config_hash: "cafe1234".into(),
+        started: jiff::Timestamp::from_second(1_700_000_000).expect("a valid time"),
+    }
+}
+
+/// A store on a real file, journal committed every 100 ms.
+pub fn open_store(path: &std::path::Path) -> shopfloor_agent::store::StoreHandle {
+    let cfg = shopfloor_agent::config::StorageConfig {
+        path: path.to_path_buf(),
+        commit_interval: shopfloor_agent::config::HumanDuration::from_millis(100),
+        ..shopfloor_agent::config::StorageConfig::default()
+    };
+    shopfloor_agent::store::StoreHandle::open(path, &cfg).expect("open store")
+}
+
+/// The publisher for site `plant` on `store`, with its cancel token.
+pub fn start_publisher(
+    mqtt: shopfloor_agent::config::MqttConfig,
+    store: &shopfloor_agent::store::StoreHandle,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), shopfloor_agent::publish::publisher::PublishError>>,
+) {
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(shopfloor_agent::publish::publisher::run(
+        mqtt,
+        "plant".into(),
+        store.clone(),
+        status(),
+        cancel.clone(),
+    ));
+    (cancel, task)
+}
