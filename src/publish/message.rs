@@ -47,6 +47,16 @@ fn payload<T: Serialize>(value: &T, schema: &str, site: &str, id: &str) -> Json 
     p
 }
 
+fn message(topic: String, retain: bool, qos: u8, payload: Json, msg_id: String) -> Message {
+    Message {
+        topic,
+        retain,
+        qos,
+        payload,
+        msg_id,
+    }
+}
+
 fn state_message(site: &str, prefix: &str, s: &StateChange) -> Message {
     // The previous state is part of the key: Running→Stopped→Running within one poll are three messages.
     let id = msg_id(&format!(
@@ -56,24 +66,26 @@ fn state_message(site: &str, prefix: &str, s: &StateChange) -> Message {
         s.previous.as_str(),
         s.state.as_str()
     ));
-    Message {
-        topic: machine_topic(prefix, site, &s.line, &s.machine, "state"),
-        retain: true,
-        qos: 1,
-        payload: payload(s, "shopfloor.state.v1", site, &id),
-        msg_id: id,
-    }
+    let topic = machine_topic(prefix, site, &s.line, &s.machine, "state");
+    message(
+        topic,
+        true,
+        1,
+        payload(s, "shopfloor.state.v1", site, &id),
+        id,
+    )
 }
 
 fn stop_message(site: &str, prefix: &str, s: &StopEvent) -> Message {
     let id = msg_id(&format!("{}|stop|{}", s.machine, s.start));
-    Message {
-        topic: machine_topic(prefix, site, &s.line, &s.machine, "stop"),
-        retain: false,
-        qos: 1,
-        payload: payload(s, "shopfloor.stop.v1", site, &id),
-        msg_id: id,
-    }
+    let topic = machine_topic(prefix, site, &s.line, &s.machine, "stop");
+    message(
+        topic,
+        false,
+        1,
+        payload(s, "shopfloor.stop.v1", site, &id),
+        id,
+    )
 }
 
 fn summary_message(site: &str, prefix: &str, s: &Summary) -> Message {
@@ -89,13 +101,15 @@ fn summary_message(site: &str, prefix: &str, s: &Summary) -> Message {
     } else {
         msg_id(&format!("{}|{}|{}", s.machine, kind, s.window.start))
     };
-    Message {
-        topic: machine_topic(prefix, site, &s.line, &s.machine, &format!("oee/{kind}")),
-        retain: current,
-        qos: if current { 0 } else { 1 },
-        payload: payload(s, "shopfloor.summary.v1", site, &id),
-        msg_id: id,
-    }
+    let topic = machine_topic(prefix, site, &s.line, &s.machine, &format!("oee/{kind}"));
+    let qos = if current { 0 } else { 1 };
+    message(
+        topic,
+        current,
+        qos,
+        payload(s, "shopfloor.summary.v1", site, &id),
+        id,
+    )
 }
 
 /// The message for one engine output.
