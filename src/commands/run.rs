@@ -3,7 +3,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use super::agent::{run_agent, AgentSetup};
@@ -11,10 +10,8 @@ use crate::config;
 
 /// Load, validate and run until a signal.
 pub async fn run(path: &Path) -> anyhow::Result<i32> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the configuration {}", path.display()))?;
-    let cfg = match config::load(path) {
-        Ok(c) => c,
+    let (cfg, text) = match config::load_with_text(path) {
+        Ok(loaded) => loaded,
         Err(errors) => {
             eprint!("{}", errors.report(path));
             return Ok(1);

@@ -27,13 +27,18 @@ pub use validate::warnings;
 
 /// Read and validate a config file, then apply `SHOPFLOOR_AGENT__…` environment overrides.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    load_with_text(path).map(|(config, _)| config)
+}
+
+/// [`load`], also returning the file's text (recorded in the store's config history).
+pub fn load_with_text(path: &Path) -> Result<(Config, String), ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors::one(ConfigIssue::new(
             "",
             format!("cannot read {}: {e}", path.display()),
         ))
     })?;
-    build(&text, None)
+    build(&text, None).map(|config| (config, text))
 }
 
 /// Validate YAML text, without environment overrides.
