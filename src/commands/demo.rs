@@ -21,22 +21,11 @@ use crate::sim::{self, SimOptions};
 /// Poll interval of the demo's Modbus devices (real time).
 const POLL: HumanDuration = HumanDuration::from_secs(1);
 
-/// Scale a simulated-time duration to real time at `speed` (at least 1 ms).
-fn real(d: HumanDuration, speed: f64) -> HumanDuration {
-    HumanDuration::from_millis(((d.as_millis() as f64 / speed).round() as u64).max(1))
-}
-
 /// The demo's agent config as YAML: ideal cycle times and the small-stop threshold scaled to real time, since
 /// the simulated plant runs `speed` times faster than the clock that stamps the samples.
 pub fn demo_yaml(opts: &SimOptions, sim_port: u16, broker_port: u16, db: &str) -> String {
-    let mut machines = sim::machine_configs(opts, "127.0.0.1", sim_port, POLL);
-    for m in &mut machines {
-        m.ideal_cycle_time = m.ideal_cycle_time.map(|d| real(d, opts.speed));
-        for d in m.products.values_mut() {
-            *d = real(*d, opts.speed);
-        }
-    }
-    let small_stop = real(HumanDuration::from_secs(120), opts.speed);
+    let machines = sim::real_time_machine_configs(opts, "127.0.0.1", sim_port, POLL);
+    let small_stop = sim::real_time(HumanDuration::from_secs(120), opts.speed);
     let mut y = format!(
         "site: demo-plant\n\
          timezone: UTC\n\

@@ -175,6 +175,29 @@ pub async fn serve_plant(
         .map(|_| ())
 }
 
+/// Scale a simulated-time duration to real time at `speed` (at least 1 ms).
+pub fn real_time(d: HumanDuration, speed: f64) -> HumanDuration {
+    HumanDuration::from_millis(((d.as_millis() as f64 / speed).round() as u64).max(1))
+}
+
+/// [`machine_configs`] for an agent that stamps samples with the real clock while the plant runs `speed` times
+/// faster: ideal cycle times (machine and products) divided by `speed`.
+pub fn real_time_machine_configs(
+    opts: &SimOptions,
+    host: &str,
+    port: u16,
+    interval: HumanDuration,
+) -> Vec<MachineConfig> {
+    let mut machines = machine_configs(opts, host, port, interval);
+    for m in &mut machines {
+        m.ideal_cycle_time = m.ideal_cycle_time.map(|d| real_time(d, opts.speed));
+        for d in m.products.values_mut() {
+            *d = real_time(*d, opts.speed);
+        }
+    }
+    machines
+}
+
 /// The machine configs an agent needs to read the simulator at `host:port`.
 pub fn machine_configs(
     opts: &SimOptions,

@@ -36,22 +36,12 @@ pub struct AgentConfig<'a> {
     pub small_stop: HumanDuration,
 }
 
-/// Scale a simulated-time duration to real time at `speed`, as `demo` does: the samples are stamped with the
-/// real clock while the plant runs `speed` times faster.
-fn real(d: HumanDuration, speed: f64) -> HumanDuration {
-    HumanDuration::from_millis(((d.as_millis() as f64 / speed).round() as u64).max(1))
-}
-
 impl AgentConfig<'_> {
     /// The YAML text of the config.
     pub fn yaml(&self) -> String {
         let mut machines =
-            sim::machine_configs(&self.sim, "127.0.0.1", self.sim_port, self.interval);
+            sim::real_time_machine_configs(&self.sim, "127.0.0.1", self.sim_port, self.interval);
         for m in &mut machines {
-            m.ideal_cycle_time = m.ideal_cycle_time.map(|d| real(d, self.sim.speed));
-            for d in m.products.values_mut() {
-                *d = real(*d, self.sim.speed);
-            }
             // A request must time out before the next poll is due.
             if let Some(src) = m.source.modbus.as_mut() {
                 let cap = HumanDuration::from_millis((self.interval.as_millis() * 4 / 5).max(1));
